@@ -1,0 +1,57 @@
+"""The typed errors of the storage contract.
+
+Each error subclasses the builtin a caller would naturally catch (``KeyError`` for a missing
+record, ``ValueError`` for a refused value, ``PermissionError`` for ownership), so code written
+against upstream Bindu keeps working, and also ``StorageError`` so all of ours can be caught at once.
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base class of every error raised by bindu-storage."""
+
+
+class TaskNotFoundError(StorageError, KeyError):
+    """The task id names no stored task."""
+
+    def __init__(self, task_id: object) -> None:
+        super().__init__(f"task {task_id} not found")
+        self.task_id = task_id
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class TerminalTaskError(StorageError, ValueError):
+    """The task is in a terminal state and the requested change is refused."""
+
+    def __init__(self, task_id: object, state: str, detail: str) -> None:
+        super().__init__(f"task {task_id} is {state} (terminal): {detail}")
+        self.task_id = task_id
+        self.state = state
+
+
+class OwnershipError(StorageError, PermissionError):
+    """The context belongs to another caller."""
+
+    def __init__(self, context_id: object, caller_did: str | None) -> None:
+        super().__init__(f"context {context_id} is owned by another caller (caller_did={caller_did!r})")
+        self.context_id = context_id
+        self.caller_did = caller_did
+
+
+class InvalidValueError(StorageError, ValueError):
+    """A value cannot be stored (not JSON, a NUL character, a bad state or id...)."""
+
+
+class InvalidTypeError(StorageError, TypeError):
+    """A value has the wrong type (for example an id that is neither a UUID nor a string)."""
+
+
+class StorageConnectionError(StorageError, ConnectionError):
+    """The database could not be reached (after the configured retries)."""
+
+
+class MigrationError(StorageError, RuntimeError):
+    """Migrations could not be applied (for example on a hot standby)."""

@@ -1,0 +1,147 @@
+"""Environment-driven settings (pydantic-settings), exactly the variables of the storage spec.
+
+=====================================  ==============================  ========
+variable                               setting                         default
+=====================================  ==============================  ========
+``STORAGE_BACKEND``                    ``storage.backend``             memory
+``DATABASE_URL``                       ``storage.postgres_url``        (none)
+``STORAGE__POSTGRES_POOL_MIN``         ``storage.postgres_pool_min``   2
+``STORAGE__POSTGRES_POOL_MAX``         ``storage.postgres_pool_max``   10
+``STORAGE__POSTGRES_TIMEOUT``          ``storage.postgres_timeout``    60
+``STORAGE__POSTGRES_COMMAND_TIMEOUT``  ``storage.postgres_command_timeout``  30
+``STORAGE__POSTGRES_MAX_RETRIES``      ``storage.postgres_max_retries``  3
+``STORAGE__POSTGRES_RETRY_DELAY``      ``storage.postgres_retry_delay``  1.0
+``STORAGE__RUN_MIGRATIONS_ON_STARTUP`` ``storage.run_migrations_on_startup``  true
+``STORAGE__POSTGRES_SCHEMA``           ``storage.postgres_schema``     public
+=====================================  ==============================  ========
+
+A ``.env`` file in the working directory is read too. Bad values fail when the settings load,
+and the error names the variable; the database password never appears in a repr or an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bindu_storage.dsn import ACCEPTED_SCHEMES, is_postgres_url, mask_url
+
+Backend = Literal["memory", "postgres", "embedded"]
+
+_COMMON = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    extra="ignore",
+    hide_input_in_errors=True,  # a rejected DATABASE_URL must not echo its password
+    validate_default=True,
+)
+
+
+class StorageSettings(BaseSettings):
+    """Settings of the storage layer, read from the environment (see the module docstring)."""
+
+    model_config = _COMMON
+
+    backend: Backend = Field(
+        "memory", validation_alias=AliasChoices("STORAGE_BACKEND", "STORAGE__BACKEND")
+    )
+    postgres_url: str | None = Field(
+        None, repr=False, validation_alias=AliasChoices("DATABASE_URL", "STORAGE__POSTGRES_URL")
+    )
+    postgres_pool_min: int = Field(2, ge=0, validation_alias="STORAGE__POSTGRES_POOL_MIN")
+    postgres_pool_max: int = Field(10, ge=1, validation_alias="STORAGE__POSTGRES_POOL_MAX")
+    postgres_timeout: float = Field(60.0, gt=0, validation_alias="STORAGE__POSTGRES_TIMEOUT")
+    postgres_command_timeout: float = Field(
+        30.0, gt=0, validation_alias="STORAGE__POSTGRES_COMMAND_TIMEOUT"
+    )
+    postgres_max_retries: int = Field(3, ge=0, validation_alias="STORAGE__POSTGRES_MAX_RETRIES")
+    postgres_retry_delay: float = Field(
+        1.0, ge=0, validation_alias="STORAGE__POSTGRES_RETRY_DELAY"
+    )
+    run_migrations_on_startup: bool = Field(
+        True, validation_alias="STORAGE__RUN_MIGRATIONS_ON_STARTUP"
+    )
+    postgres_schema: str = Field("public", validation_alias="STORAGE__POSTGRES_SCHEMA")
+    embedded_data_dir: str | None = Field(None, validation_alias="STORAGE__EMBEDDED_DATA_DIR")
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _lower_backend(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("postgres_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not is_postgres_url(value):
+            raise ValueError(
+                "DATABASE_URL must be a PostgreSQL URL "
+                f"({', '.join(s + '://' for s in ACCEPTED_SCHEMES)}), got {mask_url(value)!r}"
+            )
+        return value
+
+    @field_validator("postgres_schema")
+    @classmethod
+    def _check_schema(cls, value: str) -> str:
+        from bindu_storage.storage.sql import validate_schema_name
+
+        return validate_schema_name(value, "STORAGE__POSTGRES_SCHEMA")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> StorageSettings:
+        if self.postgres_pool_min > self.postgres_pool_max:
+            raise ValueError(
+                f"STORAGE__POSTGRES_POOL_MIN ({self.postgres_pool_min}) is greater than "
+                f"STORAGE__POSTGRES_POOL_MAX ({self.postgres_pool_max})"
+            )
+        if self.backend == "postgres" and not self.postgres_url:
+            raise ValueError("STORAGE_BACKEND=postgres needs DATABASE_URL to be set")
+        return self
+
+    @property
+    def postgres_url_masked(self) -> str | None:
+        """The database URL with its password replaced by ``***``."""
+        return mask_url(self.postgres_url) if self.postgres_url else None
+
+    def __repr_args__(self) -> Any:
+        yield from super().__repr_args__()
+        yield "postgres_url", self.postgres_url_masked
+
+
+class Settings(BaseSettings):
+    """All settings of bindu-storage; ``app_settings`` is the process-wide instance."""
+
+    model_config = _COMMON
+
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+
+
+def load_settings() -> Settings:
+    """Read the settings afresh from the environment (and ``.env``)."""
+    return Settings()
+
+
+class _LazySettings:
+    """Loads the settings on first attribute access, so that importing never fails."""
+
+    _loaded: Settings | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._loaded is None:
+            type(self)._loaded = load_settings()
+        return getattr(self._loaded, name)
+
+    def reload(self) -> Settings:
+        """Re-read the environment (useful in tests and notebooks)."""
+        type(self)._loaded = load_settings()
+        return type(self)._loaded
+
+    def __repr__(self) -> str:
+        return repr(self._loaded) if self._loaded is not None else "<app_settings (not loaded)>"
+
+
+app_settings: Settings = _LazySettings()  # type: ignore[assignment]
+"""The process-wide settings, loaded from the environment on first use."""

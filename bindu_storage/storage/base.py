@@ -1,0 +1,219 @@
+"""The storage contract, written once: every backend obeys these docstrings identically.
+
+Rules that hold for every operation
+-----------------------------------
+* **Ids.** ``task_id`` and ``context_id`` arguments are ``uuid.UUID`` objects or canonical UUID
+  strings; anything else raises ``InvalidTypeError`` (a ``TypeError``) or ``InvalidValueError``
+  (a ``ValueError``) naming the argument. Returned tasks carry ``UUID`` objects in ``id`` and
+  ``context_id``; ids inside messages and artifacts are returned as strings.
+* **Validation before writing.** Values are checked before anything is written: values that are
+  not JSON (sets, bytes, datetimes, NaN...), strings or keys containing NUL, unknown states,
+  messages without a ``message_id`` and artifacts without an ``artifact_id`` raise
+  ``InvalidValueError``/``InvalidTypeError`` and nothing changes.
+* **Isolation.** Values handed in are never mutated; values handed out are copies.
+* **Timestamps.** ``status.timestamp`` is ISO-8601 UTC; it changes when ``update_task`` or
+  ``submit_task`` sets a state. Every task and context records ``created_at`` and ``updated_at``.
+* **Events.** Every state change (creation included, with ``from_state=None``) is recorded as a
+  ``TaskEvent`` in the same atomic step as the change.
+* **Idempotent appends.** Messages and artifacts are de-duplicated by ``message_id`` /
+  ``artifact_id``: appending one already present is a no-op, so a retried write applies once.
+* **Terminal tasks** (completed, canceled, failed, rejected) accept metadata merges only; a state
+  change or an append of anything new raises ``TerminalTaskError`` and nothing changes.
+* **Order.** ``list_tasks`` and ``list_contexts``: newest first. ``list_tasks_by_context``,
+  histories, feedback and events: oldest first. "Newer" means created later (insertion order).
+* **close()** releases resources and never deletes data.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Self
+from uuid import UUID
+
+from bindu_storage.types import (
+    Artifact,
+    ContextRecord,
+    ContextSummary,
+    FeedbackRecord,
+    Message,
+    PushNotificationConfig,
+    Task,
+    TaskEvent,
+    TaskRecord,
+)
+
+IdLike = UUID | str
+
+
+class Storage(ABC):
+    """Abstract storage of A2A tasks, contexts, feedback and webhook configs."""
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
+        """Return the task, with only the last ``history_length`` messages if given, or None."""
+
+    @abstractmethod
+    async def submit_task(
+        self, context_id: IdLike, message: Message, caller_did: str | None = None
+    ) -> Task:
+        """Create the task named by ``message["task_id"]`` or continue it.
+
+        A new id creates the task (state ``submitted``, history ``[message]``) and its context if
+        needed (owned by ``caller_did``). An existing non-terminal task gets the message appended
+        and goes back to ``submitted``; a terminal one raises ``TerminalTaskError``. A context
+        owned by another caller raises ``OwnershipError``. Concurrent submits of one new id all
+        succeed: one creates, the others continue.
+        """
+
+    @abstractmethod
+    async def update_task(
+        self,
+        task_id: IdLike,
+        state: str,
+        new_artifacts: Sequence[Artifact] | None = None,
+        new_messages: Sequence[Message] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Task:
+        """Set the state, append artifacts and messages, shallow-merge metadata; return the task.
+
+        Raises ``TaskNotFoundError`` for an unknown task and ``TerminalTaskError`` when a
+        terminal task would change state or grow. Concurrent updates never lose an append.
+        """
+
+    @abstractmethod
+    async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
+        """Atomically move the task from ``from_state`` to ``to_state``; False if not in it."""
+
+    @abstractmethod
+    async def list_tasks(
+        self, length: int | None = None, offset: int = 0, owner_did: str | None = None
+    ) -> list[Task]:
+        """Tasks newest first: the most recent ``length`` after skipping ``offset``."""
+
+    @abstractmethod
+    async def count_tasks(self, status: str | None = None) -> int:
+        """Number of tasks, or of tasks in state ``status``."""
+
+    @abstractmethod
+    async def list_tasks_by_context(
+        self,
+        context_id: IdLike,
+        length: int | None = None,
+        offset: int = 0,
+        owner_did: str | None = None,
+    ) -> list[Task]:
+        """The context's tasks oldest first (conversation order)."""
+
+    @abstractmethod
+    async def get_task_owner(self, task_id: IdLike) -> str | None:
+        """The ``caller_did`` that created the task, or None (also for an unknown task)."""
+
+    # --- contexts ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def load_context(self, context_id: IdLike) -> dict[str, Any] | None:
+        """The data last stored by ``update_context``; ``{}`` if never set; None if unknown."""
+
+    @abstractmethod
+    async def update_context(self, context_id: IdLike, context: dict[str, Any]) -> None:
+        """Replace the context's data, creating the context if needed."""
+
+    @abstractmethod
+    async def append_to_contexts(self, context_id: IdLike, messages: Sequence[Message]) -> None:
+        """Append messages to the context's message history, creating the context if needed."""
+
+    @abstractmethod
+    async def list_contexts(
+        self, length: int | None = None, offset: int = 0, owner_did: str | None = None
+    ) -> list[ContextSummary]:
+        """Contexts newest first, each with its data, task count and task ids (oldest first)."""
+
+    @abstractmethod
+    async def get_context_owner(self, context_id: IdLike) -> str | None:
+        """The ``caller_did`` that created the context, or None (also for an unknown one)."""
+
+    @abstractmethod
+    async def clear_context(self, context_id: IdLike) -> None:
+        """Remove the context, its tasks and everything attached to them (no-op if unknown)."""
+
+    @abstractmethod
+    async def clear_all(self) -> None:
+        """Remove everything (destructive)."""
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    @abstractmethod
+    async def store_task_feedback(self, task_id: IdLike, feedback_data: dict[str, Any]) -> None:
+        """Store one feedback entry; ``TaskNotFoundError`` for an unknown task."""
+
+    @abstractmethod
+    async def get_task_feedback(self, task_id: IdLike) -> list[dict[str, Any]] | None:
+        """The task's feedback entries oldest first, or None when there are none."""
+
+    # --- webhook configs ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def save_webhook_config(self, task_id: IdLike, config: PushNotificationConfig) -> None:
+        """Store (replace) the task's push-notification config; the task must exist."""
+
+    @abstractmethod
+    async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
+        """The task's push-notification config, or None."""
+
+    @abstractmethod
+    async def delete_webhook_config(self, task_id: IdLike) -> None:
+        """Remove the task's push-notification config (no-op if none)."""
+
+    @abstractmethod
+    async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
+        """Every stored push-notification config by task id."""
+
+    # --- analysis read API -------------------------------------------------------------------
+
+    @abstractmethod
+    async def task_records(
+        self, limit: int | None = None, offset: int = 0, since: datetime | None = None
+    ) -> list[TaskRecord]:
+        """Tasks oldest first with owner and ``created_at``/``updated_at`` (updated ≥ since)."""
+
+    @abstractmethod
+    async def context_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[ContextRecord]:
+        """Contexts oldest first with data, message history, owner and timestamps."""
+
+    @abstractmethod
+    async def feedback_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[FeedbackRecord]:
+        """All feedback entries oldest first, with ids and timestamps."""
+
+    @abstractmethod
+    async def task_events(
+        self, task_id: IdLike | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[TaskEvent]:
+        """Recorded state changes oldest first, of one task or of all."""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:  # noqa: B027 - optional hook
+        """Acquire resources (a pool); a no-op for backends that need none."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release resources; never deletes data. Idempotent."""
+
+    async def disconnect(self) -> None:
+        """Alias of ``close`` (upstream's name)."""
+        await self.close()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,44 @@
+"""``create_storage`` / ``close_storage``: the backend the settings choose, connected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bindu_storage.errors import InvalidValueError
+from bindu_storage.settings import StorageSettings, app_settings
+from bindu_storage.storage.base import Storage
+from bindu_storage.storage.memory import InMemoryStorage
+from bindu_storage.storage.postgres import PostgresStorage
+
+
+async def create_storage(
+    backend: str | None = None, *, settings: StorageSettings | None = None, **overrides: Any
+) -> Storage:
+    """Create and connect the storage chosen by ``STORAGE_BACKEND`` (or ``backend``).
+
+    ``overrides`` are passed to the backend's constructor (for example ``database_url=``,
+    ``schema=``, ``pool_max=``) and win over the environment.
+    """
+    cfg = settings or app_settings.storage
+    chosen = (backend or cfg.backend).lower()
+    storage: Storage
+    if chosen == "memory":
+        if overrides:
+            raise InvalidValueError(f"the memory backend takes no options, got {sorted(overrides)}")
+        storage = InMemoryStorage()
+    elif chosen == "postgres":
+        storage = PostgresStorage(settings=cfg, **overrides)
+    elif chosen == "embedded":
+        from bindu_storage.embedded import embedded_database_url
+
+        url = overrides.pop("database_url", None) or embedded_database_url(cfg.embedded_data_dir)
+        storage = PostgresStorage(url, settings=cfg, **overrides)
+    else:
+        raise InvalidValueError(f"unknown storage backend {chosen!r} (memory, postgres, embedded)")
+    await storage.connect()
+    return storage
+
+
+async def close_storage(storage: Storage) -> None:
+    """Release the storage's resources (its data stays)."""
+    await storage.close()

@@ -1,0 +1,400 @@
+"""InMemoryStorage: the zero-configuration default, obeying the ``Storage`` contract exactly.
+
+Every method runs without awaiting in between its reads and writes, so each one is atomic with
+respect to other coroutines on the loop. Values are validated (and copied) on the way in by
+``validate`` and copied on the way out by ``isolation.clone``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from bindu_storage.errors import (
+    InvalidValueError,
+    OwnershipError,
+    TaskNotFoundError,
+    TerminalTaskError,
+)
+from bindu_storage.storage import validate as v
+from bindu_storage.storage.base import IdLike, Storage
+from bindu_storage.storage.isolation import clone
+from bindu_storage.storage.rows import iso
+from bindu_storage.types import (
+    TERMINAL_STATES,
+    Artifact,
+    ContextRecord,
+    ContextSummary,
+    FeedbackRecord,
+    Message,
+    PushNotificationConfig,
+    Task,
+    TaskEvent,
+    TaskRecord,
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _TaskRow:
+    id: UUID
+    context_id: UUID
+    state: str
+    state_timestamp: datetime
+    history: list[dict[str, Any]]
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    owner_did: str | None = None
+    created_at: datetime = field(default_factory=_now)
+    updated_at: datetime = field(default_factory=_now)
+
+    def to_task(self, history_length: int | None = None) -> Task:
+        history = self.history if history_length is None else self.history[
+            len(self.history) - min(history_length, len(self.history)):
+        ]
+        return {
+            "id": self.id,
+            "context_id": self.context_id,
+            "kind": "task",
+            "status": {"state": self.state, "timestamp": iso(self.state_timestamp)},  # type: ignore[typeddict-item]
+            "history": clone(history),
+            "artifacts": clone(self.artifacts),
+            "metadata": clone(self.metadata),
+        }
+
+
+@dataclass
+class _ContextRow:
+    id: UUID
+    owner_did: str | None
+    context_data: dict[str, Any] = field(default_factory=dict)
+    message_history: list[dict[str, Any]] = field(default_factory=list)
+    task_ids: list[UUID] = field(default_factory=list)
+    created_at: datetime = field(default_factory=_now)
+    updated_at: datetime = field(default_factory=_now)
+
+
+def _window(items: Iterable[Any], length: int | None, offset: int) -> list[Any]:
+    stop = None if length is None else offset + length
+    return list(itertools.islice(items, offset, stop))
+
+
+class InMemoryStorage(Storage):
+    """Keeps everything in process memory; the default backend. ``close()`` keeps the data."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[UUID, _TaskRow] = {}  # insertion order = creation order
+        self._contexts: dict[UUID, _ContextRow] = {}
+        self._feedback: dict[int, FeedbackRecord] = {}
+        self._events: dict[int, TaskEvent] = {}
+        self._webhooks: dict[UUID, PushNotificationConfig] = {}
+        self._feedback_ids = itertools.count(1)
+        self._event_ids = itertools.count(1)
+
+    def __repr__(self) -> str:
+        return f"InMemoryStorage(tasks={len(self._tasks)}, contexts={len(self._contexts)})"
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _row(self, task_id: IdLike) -> _TaskRow:
+        tid = v.as_uuid(task_id, "task_id")
+        row = self._tasks.get(tid)
+        if row is None:
+            raise TaskNotFoundError(tid)
+        return row
+
+    def _record_event(self, task_id: UUID, old: str | None, new: str, at: datetime) -> None:
+        event_id = next(self._event_ids)
+        self._events[event_id] = {
+            "id": event_id, "task_id": task_id, "from_state": old, "to_state": new, "at": at,
+        }
+
+    def _set_state(self, row: _TaskRow, state: str, now: datetime) -> None:
+        if state != row.state:
+            self._record_event(row.id, row.state, state, now)
+        row.state = state
+        row.state_timestamp = now
+
+    def _context(self, cid: UUID, owner_did: str | None, now: datetime) -> _ContextRow:
+        ctx = self._contexts.get(cid)
+        if ctx is None:
+            ctx = self._contexts[cid] = _ContextRow(cid, owner_did, created_at=now, updated_at=now)
+        return ctx
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
+        tid = v.as_uuid(task_id, "task_id")
+        if history_length is not None:
+            v.check_window(history_length, 0)
+        row = self._tasks.get(tid)
+        return row.to_task(history_length) if row else None
+
+    async def submit_task(
+        self, context_id: IdLike, message: Message, caller_did: str | None = None
+    ) -> Task:
+        cid = v.as_uuid(context_id, "context_id")
+        caller = v.check_optional_str(caller_did, "caller_did")
+        msg = v.messages([message], "message")[0]
+        tid = v.as_uuid(msg.get("task_id"), "message['task_id']")
+        ctx = self._contexts.get(cid)
+        if ctx is not None and ctx.owner_did is not None and ctx.owner_did != caller:
+            raise OwnershipError(cid, caller)
+        now = _now()
+        row = self._tasks.get(tid)
+        if row is None:
+            ctx = self._context(cid, caller, now)
+            row = self._tasks[tid] = _TaskRow(
+                tid, cid, "submitted", now, [msg], owner_did=caller, created_at=now, updated_at=now
+            )
+            ctx.task_ids.append(tid)
+            ctx.updated_at = now
+            self._record_event(tid, None, "submitted", now)
+            return row.to_task()
+        if row.context_id != cid:
+            raise InvalidValueError(f"task {tid} belongs to context {row.context_id}, not {cid}")
+        if not v.new_only(row.history, [msg], "message_id"):
+            return row.to_task()  # a replay of a message already there: nothing changes
+        if row.state in TERMINAL_STATES:
+            raise TerminalTaskError(tid, row.state, "cannot continue it with a new message")
+        row.history.append(msg)
+        self._set_state(row, "submitted", now)
+        row.updated_at = now
+        return row.to_task()
+
+    async def update_task(
+        self,
+        task_id: IdLike,
+        state: str,
+        new_artifacts: Sequence[Artifact] | None = None,
+        new_messages: Sequence[Message] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Task:
+        tid = v.as_uuid(task_id, "task_id")
+        v.check_state(state)
+        arts = v.artifacts(new_artifacts)
+        msgs = v.messages(new_messages)
+        meta = v.json_object(metadata, "metadata") if metadata is not None else {}
+        row = self._tasks.get(tid)
+        if row is None:
+            raise TaskNotFoundError(tid)
+        arts = v.new_only(row.artifacts, arts, "artifact_id")
+        msgs = v.new_only(row.history, msgs, "message_id")
+        now = _now()
+        if row.state in TERMINAL_STATES:
+            if state != row.state:
+                raise TerminalTaskError(tid, row.state, f"cannot move to {state}")
+            if arts or msgs:
+                raise TerminalTaskError(tid, row.state, "cannot append messages or artifacts")
+        else:
+            self._set_state(row, state, now)
+        row.artifacts.extend(arts)
+        row.history.extend(msgs)
+        row.metadata.update(meta)
+        row.updated_at = now
+        return row.to_task()
+
+    async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
+        v.check_state(from_state, "from_state")
+        v.check_state(to_state, "to_state")
+        row = self._row(task_id)
+        if row.state != from_state:
+            return False
+        if row.state in TERMINAL_STATES and to_state != row.state:
+            raise TerminalTaskError(row.id, row.state, f"cannot move to {to_state}")
+        now = _now()
+        self._set_state(row, to_state, now)
+        row.updated_at = now
+        return True
+
+    def _owned(self, rows: Iterable[_TaskRow], owner_did: str | None) -> Iterable[_TaskRow]:
+        return rows if owner_did is None else (r for r in rows if r.owner_did == owner_did)
+
+    async def list_tasks(
+        self, length: int | None = None, offset: int = 0, owner_did: str | None = None
+    ) -> list[Task]:
+        v.check_window(length, offset)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        rows = self._owned(reversed(self._tasks.values()), owner)
+        return [r.to_task() for r in _window(rows, length, offset)]
+
+    async def count_tasks(self, status: str | None = None) -> int:
+        if status is None:
+            return len(self._tasks)
+        v.check_state(status, "status")
+        return sum(1 for r in self._tasks.values() if r.state == status)
+
+    async def list_tasks_by_context(
+        self,
+        context_id: IdLike,
+        length: int | None = None,
+        offset: int = 0,
+        owner_did: str | None = None,
+    ) -> list[Task]:
+        cid = v.as_uuid(context_id, "context_id")
+        v.check_window(length, offset)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        ctx = self._contexts.get(cid)
+        if ctx is None:
+            return []
+        rows = self._owned((self._tasks[t] for t in ctx.task_ids), owner)
+        return [r.to_task() for r in _window(rows, length, offset)]
+
+    async def get_task_owner(self, task_id: IdLike) -> str | None:
+        row = self._tasks.get(v.as_uuid(task_id, "task_id"))
+        return row.owner_did if row else None
+
+    # --- contexts ----------------------------------------------------------------------------
+
+    async def load_context(self, context_id: IdLike) -> dict[str, Any] | None:
+        ctx = self._contexts.get(v.as_uuid(context_id, "context_id"))
+        return clone(ctx.context_data) if ctx else None
+
+    async def update_context(self, context_id: IdLike, context: dict[str, Any]) -> None:
+        cid = v.as_uuid(context_id, "context_id")
+        data = v.json_object(context, "context")
+        now = _now()
+        ctx = self._context(cid, None, now)
+        ctx.context_data = data
+        ctx.updated_at = now
+
+    async def append_to_contexts(self, context_id: IdLike, messages: Sequence[Message]) -> None:
+        cid = v.as_uuid(context_id, "context_id")
+        msgs = v.messages(messages, "messages")
+        now = _now()
+        ctx = self._context(cid, None, now)
+        ctx.message_history.extend(v.new_only(ctx.message_history, msgs, "message_id"))
+        ctx.updated_at = now
+
+    async def list_contexts(
+        self, length: int | None = None, offset: int = 0, owner_did: str | None = None
+    ) -> list[ContextSummary]:
+        v.check_window(length, offset)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        rows: Iterable[_ContextRow] = reversed(self._contexts.values())
+        if owner is not None:
+            rows = (c for c in rows if c.owner_did == owner)
+        return [
+            {
+                "context_id": c.id,
+                "context_data": clone(c.context_data),
+                "task_count": len(c.task_ids),
+                "task_ids": list(c.task_ids),
+            }
+            for c in _window(rows, length, offset)
+        ]
+
+    async def get_context_owner(self, context_id: IdLike) -> str | None:
+        ctx = self._contexts.get(v.as_uuid(context_id, "context_id"))
+        return ctx.owner_did if ctx else None
+
+    async def clear_context(self, context_id: IdLike) -> None:
+        ctx = self._contexts.pop(v.as_uuid(context_id, "context_id"), None)
+        if ctx is not None:
+            self._forget_tasks(set(ctx.task_ids))
+
+    def _forget_tasks(self, task_ids: set[UUID]) -> None:
+        for tid in task_ids:
+            self._tasks.pop(tid, None)
+            self._webhooks.pop(tid, None)
+        for store in (self._feedback, self._events):
+            for key in [k for k, rec in store.items() if rec["task_id"] in task_ids]:
+                del store[key]
+
+    async def clear_all(self) -> None:
+        self._tasks.clear()
+        self._contexts.clear()
+        self._feedback.clear()
+        self._events.clear()
+        self._webhooks.clear()
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    async def store_task_feedback(self, task_id: IdLike, feedback_data: dict[str, Any]) -> None:
+        tid = v.as_uuid(task_id, "task_id")
+        data = v.json_object(feedback_data, "feedback_data")
+        if tid not in self._tasks:
+            raise TaskNotFoundError(tid)
+        fid = next(self._feedback_ids)
+        self._feedback[fid] = {"id": fid, "task_id": tid, "feedback_data": data, "created_at": _now()}
+
+    async def get_task_feedback(self, task_id: IdLike) -> list[dict[str, Any]] | None:
+        tid = v.as_uuid(task_id, "task_id")
+        found = [clone(f["feedback_data"]) for f in self._feedback.values() if f["task_id"] == tid]
+        return found or None
+
+    # --- webhook configs ---------------------------------------------------------------------
+
+    async def save_webhook_config(self, task_id: IdLike, config: PushNotificationConfig) -> None:
+        tid = v.as_uuid(task_id, "task_id")
+        data = v.json_object(config, "config")
+        if tid not in self._tasks:
+            raise TaskNotFoundError(tid)
+        self._webhooks[tid] = data  # type: ignore[assignment]
+
+    async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
+        config = self._webhooks.get(v.as_uuid(task_id, "task_id"))
+        return clone(config) if config is not None else None
+
+    async def delete_webhook_config(self, task_id: IdLike) -> None:
+        self._webhooks.pop(v.as_uuid(task_id, "task_id"), None)
+
+    async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
+        return {tid: clone(cfg) for tid, cfg in self._webhooks.items()}
+
+    # --- analysis read API -------------------------------------------------------------------
+
+    async def task_records(
+        self, limit: int | None = None, offset: int = 0, since: datetime | None = None
+    ) -> list[TaskRecord]:
+        v.check_window(limit, offset)
+        rows: Iterable[_TaskRow] = self._tasks.values()
+        if since is not None:
+            rows = (r for r in rows if r.updated_at >= since)
+        return [
+            {"task": r.to_task(), "owner_did": r.owner_did,
+             "created_at": r.created_at, "updated_at": r.updated_at}
+            for r in _window(rows, limit, offset)
+        ]
+
+    async def context_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[ContextRecord]:
+        v.check_window(limit, offset)
+        return [
+            {"context_id": c.id, "context_data": clone(c.context_data),
+             "message_history": clone(c.message_history), "owner_did": c.owner_did,
+             "created_at": c.created_at, "updated_at": c.updated_at}
+            for c in _window(self._contexts.values(), limit, offset)
+        ]
+
+    async def feedback_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[FeedbackRecord]:
+        v.check_window(limit, offset)
+        return [
+            {**f, "feedback_data": clone(f["feedback_data"])}  # type: ignore[typeddict-item]
+            for f in _window(self._feedback.values(), limit, offset)
+        ]
+
+    async def task_events(
+        self, task_id: IdLike | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[TaskEvent]:
+        v.check_window(limit, offset)
+        events: Iterable[TaskEvent] = self._events.values()
+        if task_id is not None:
+            tid = v.as_uuid(task_id, "task_id")
+            events = (e for e in events if e["task_id"] == tid)
+        return [dict(e) for e in _window(events, limit, offset)]  # type: ignore[misc]
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Nothing to release; the data stays (unlike upstream, close() never wipes it)."""

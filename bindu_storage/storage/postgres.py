@@ -1,0 +1,432 @@
+"""PostgresStorage: an asyncpg pool over the schema the alembic revisions declare.
+
+Lifecycle: ``connect()`` migrates (if enabled) and opens the pool; ``close()`` closes it and
+keeps the data; the storage is also an async context manager and connects lazily on first use.
+Each operation is one statement where SQL allows it (``update_task`` is one CTE that locks the
+row, de-duplicates appends, updates and logs the event), so a retry after a lost connection
+applies a write at most once. Transient failures are retried ``postgres_max_retries`` times with
+exponential backoff from ``postgres_retry_delay``; other errors are raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+
+from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
+from bindu_storage.errors import (
+    InvalidValueError,
+    OwnershipError,
+    StorageConnectionError,
+    StorageError,
+    TaskNotFoundError,
+    TerminalTaskError,
+)
+from bindu_storage.settings import StorageSettings, app_settings
+from bindu_storage.storage import migrate
+from bindu_storage.storage import validate as v
+from bindu_storage.storage.base import IdLike, Storage
+from bindu_storage.storage.rows import task_from_row
+from bindu_storage.storage.sql import Statements, schema_for_did, validate_schema_name
+from bindu_storage.types import (
+    TERMINAL_STATES,
+    Artifact,
+    ContextRecord,
+    ContextSummary,
+    FeedbackRecord,
+    Message,
+    PushNotificationConfig,
+    Task,
+    TaskEvent,
+    TaskRecord,
+)
+
+log = logging.getLogger("bindu_storage.postgres")
+T = TypeVar("T")
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
+    asyncpg.exceptions.TooManyConnectionsError,  # 53300
+    asyncpg.exceptions.SerializationError,  # 40001
+    asyncpg.exceptions.DeadlockDetectedError,  # 40P01
+    asyncpg.exceptions.CannotConnectNowError,  # 57P03 (starting up)
+    asyncpg.exceptions.AdminShutdownError,  # 57P01 (server restart)
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    ConnectionError,
+    OSError,
+)
+"""Errors after which an operation is retried (every write is idempotent, see the module)."""
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("jsonb", "json"):
+        await conn.set_type_codec(
+            type_name, encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
+        )
+
+
+class PostgresStorage(Storage):
+    """The PostgreSQL backend (asyncpg pool, JSONB columns, alembic migrations).
+
+    ``schema`` (or ``did``, from which upstream's ``did_…`` schema name is derived) scopes the
+    storage to one PostgreSQL schema; every statement is qualified with it.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        schema: str | None = None,
+        did: str | None = None,
+        pool_min: int | None = None,
+        pool_max: int | None = None,
+        timeout: float | None = None,
+        command_timeout: float | None = None,
+        max_retries: int | None = None,
+        retry_delay: float | None = None,
+        run_migrations: bool | None = None,
+        settings: StorageSettings | None = None,
+    ) -> None:
+        cfg = settings or app_settings.storage
+        url = database_url or cfg.postgres_url
+        if not url:
+            raise InvalidValueError("PostgresStorage needs a database_url (or DATABASE_URL)")
+        self._dsn = to_asyncpg_dsn(url)
+        if schema is not None and did is not None:
+            raise InvalidValueError("give either schema or did, not both")
+        self.schema = (
+            schema_for_did(did) if did is not None
+            else validate_schema_name(schema or cfg.postgres_schema, "schema")
+        )
+        self.pool_min = cfg.postgres_pool_min if pool_min is None else pool_min
+        self.pool_max = cfg.postgres_pool_max if pool_max is None else pool_max
+        if self.pool_min > self.pool_max:
+            raise InvalidValueError(f"pool_min ({self.pool_min}) > pool_max ({self.pool_max})")
+        self.timeout = cfg.postgres_timeout if timeout is None else timeout
+        self.command_timeout = cfg.postgres_command_timeout if command_timeout is None else command_timeout
+        self.max_retries = cfg.postgres_max_retries if max_retries is None else max_retries
+        self.retry_delay = cfg.postgres_retry_delay if retry_delay is None else retry_delay
+        self.run_migrations = cfg.run_migrations_on_startup if run_migrations is None else run_migrations
+        self.sql = Statements.for_schema(self.schema)
+        self._pool: asyncpg.Pool | None = None
+        self._connect_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        state = "connected" if self._pool is not None else "not connected"
+        return f"PostgresStorage({describe_target(self._dsn)!r}, schema={self.schema!r}, {state})"
+
+    @property
+    def database_url(self) -> str:
+        """The URL this storage connects to, with the password masked."""
+        return mask_secrets(self._dsn, self._dsn)
+
+    @property
+    def pool(self) -> asyncpg.Pool | None:
+        """The asyncpg pool while connected (for diagnostics of the pool itself)."""
+        return self._pool
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Run migrations if enabled, then open the pool (idempotent)."""
+        async with self._connect_lock:
+            if self._pool is not None:
+                return
+            if self.run_migrations:
+                await self._retry(lambda: migrate.upgrade(self._dsn, self.schema), "migrate")
+            self._pool = await self._retry(self._create_pool, "connect")
+
+    async def _create_pool(self) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            self._dsn,
+            min_size=self.pool_min,
+            max_size=self.pool_max,
+            timeout=self.timeout,
+            command_timeout=self.command_timeout,
+            init=_init_connection,
+            server_settings={"application_name": "bindu-storage"},
+        )
+
+    async def close(self) -> None:
+        """Close the pool; the data stays. Idempotent."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    # --- execution with retries --------------------------------------------------------------
+
+    async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+        for n in range(self.max_retries + 1):
+            try:
+                return await attempt()
+            except TRANSIENT_ERRORS as exc:
+                if n == self.max_retries:
+                    raise StorageConnectionError(
+                        f"{what} failed after {n + 1} attempt(s) on {describe_target(self._dsn)}: "
+                        f"{mask_secrets(str(exc) or type(exc).__name__, self._dsn)}"
+                    ) from None
+                delay = self.retry_delay * (2**n)
+                log.warning(
+                    "transient error during %s (%s), retry %d/%d in %.2fs", what,
+                    type(exc).__name__, n + 1, self.max_retries, delay,
+                )
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def _pool_or_connect(self) -> asyncpg.Pool:
+        if self._pool is None:
+            await self.connect()
+        assert self._pool is not None
+        return self._pool
+
+    async def _with_conn(self, work: Callable[[asyncpg.Connection], Awaitable[T]], what: str) -> T:
+        async def attempt() -> T:
+            pool = await self._pool_or_connect()
+            async with pool.acquire(timeout=self.timeout) as conn:
+                return await work(conn)
+
+        try:
+            return await self._retry(attempt, what)
+        except asyncpg.UndefinedTableError as exc:
+            raise StorageError(
+                f"schema {self.schema!r} has no Bindu tables ({exc}); run `alembic upgrade head` "
+                "or set STORAGE__RUN_MIGRATIONS_ON_STARTUP=true"
+            ) from None
+
+    async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._with_conn(lambda c: c.fetch(query, *args), "query")
+
+    async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        return await self._with_conn(lambda c: c.fetchrow(query, *args), "query")
+
+    async def _fetchval(self, query: str, *args: Any) -> Any:
+        return await self._with_conn(lambda c: c.fetchval(query, *args), "query")
+
+    async def _execute(self, query: str, *args: Any) -> str:
+        return await self._with_conn(lambda c: c.execute(query, *args), "statement")
+
+    # --- tasks -------------------------------------------------------------------------------
+
+    async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
+        tid = v.as_uuid(task_id, "task_id")
+        if history_length is not None:
+            v.check_window(history_length, 0)
+        row = await self._fetchrow(self.sql.load_task, tid, history_length)
+        return task_from_row(row) if row else None
+
+    async def submit_task(
+        self, context_id: IdLike, message: Message, caller_did: str | None = None
+    ) -> Task:
+        cid = v.as_uuid(context_id, "context_id")
+        caller = v.check_optional_str(caller_did, "caller_did")
+        msg = v.messages([message], "message")[0]
+        tid = v.as_uuid(msg.get("task_id"), "message['task_id']")
+
+        async def work(conn: asyncpg.Connection) -> Task:
+            async with conn.transaction():
+                owners = await conn.fetch(self.sql.ensure_context, cid, caller)
+                if not owners:  # created by a concurrent transaction after our snapshot
+                    owners = await conn.fetch(self.sql.lock_context_owner, cid)
+                owner = owners[0]["owner_did"]
+                if owner is not None and owner != caller:
+                    raise OwnershipError(cid, caller)
+                created = await conn.fetchrow(self.sql.insert_task, tid, cid, msg, caller)
+                if created is not None:
+                    return task_from_row(created)
+                row = await conn.fetchrow(self.sql.continue_task, tid, msg, cid)
+                assert row is not None and row["prior_state"] is not None
+                if row["prior_context"] != cid:
+                    raise InvalidValueError(
+                        f"task {tid} belongs to context {row['prior_context']}, not {cid}"
+                    )
+                if row["id"] is not None:
+                    return task_from_row(row)
+                if not row["replay"] and row["prior_state"] in TERMINAL_STATES:
+                    raise TerminalTaskError(tid, row["prior_state"], "cannot continue it with a new message")
+                current = await conn.fetchrow(self.sql.load_task, tid, None)
+                return task_from_row(current)
+
+        return await self._with_conn(work, "submit_task")
+
+    async def update_task(
+        self,
+        task_id: IdLike,
+        state: str,
+        new_artifacts: Sequence[Artifact] | None = None,
+        new_messages: Sequence[Message] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Task:
+        tid = v.as_uuid(task_id, "task_id")
+        v.check_state(state)
+        arts = v.artifacts(new_artifacts)
+        msgs = v.messages(new_messages)
+        meta = v.json_object(metadata, "metadata") if metadata is not None else {}
+        row = await self._fetchrow(self.sql.update_task, tid, state, msgs, arts, meta)
+        if row is None:
+            raise TaskNotFoundError(tid)
+        if row["id"] is None:
+            prior = row["prior_state"]
+            detail = f"cannot move to {state}" if state != prior else "cannot append messages or artifacts"
+            raise TerminalTaskError(tid, prior, detail)
+        return task_from_row(row)
+
+    async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
+        tid = v.as_uuid(task_id, "task_id")
+        v.check_state(from_state, "from_state")
+        v.check_state(to_state, "to_state")
+        row = await self._fetchrow(self.sql.update_task_state_if, tid, from_state, to_state)
+        if row is None:
+            raise TaskNotFoundError(tid)
+        if row["moved"]:
+            return True
+        if row["prior_state"] == from_state:  # in from_state, but terminal and asked to move
+            raise TerminalTaskError(tid, from_state, f"cannot move to {to_state}")
+        return False
+
+    async def list_tasks(
+        self, length: int | None = None, offset: int = 0, owner_did: str | None = None
+    ) -> list[Task]:
+        v.check_window(length, offset)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        rows = await self._fetch(self.sql.list_tasks, length, offset, owner)
+        return [task_from_row(r) for r in rows]
+
+    async def count_tasks(self, status: str | None = None) -> int:
+        if status is not None:
+            v.check_state(status, "status")
+        return int(await self._fetchval(self.sql.count_tasks, status))
+
+    async def list_tasks_by_context(
+        self,
+        context_id: IdLike,
+        length: int | None = None,
+        offset: int = 0,
+        owner_did: str | None = None,
+    ) -> list[Task]:
+        cid = v.as_uuid(context_id, "context_id")
+        v.check_window(length, offset)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        rows = await self._fetch(self.sql.list_tasks_by_context, cid, length, offset, owner)
+        return [task_from_row(r) for r in rows]
+
+    async def get_task_owner(self, task_id: IdLike) -> str | None:
+        return await self._fetchval(self.sql.get_task_owner, v.as_uuid(task_id, "task_id"))
+
+    # --- contexts ----------------------------------------------------------------------------
+
+    async def load_context(self, context_id: IdLike) -> dict[str, Any] | None:
+        row = await self._fetchrow(self.sql.load_context, v.as_uuid(context_id, "context_id"))
+        return row["context_data"] if row else None
+
+    async def update_context(self, context_id: IdLike, context: dict[str, Any]) -> None:
+        cid = v.as_uuid(context_id, "context_id")
+        await self._execute(self.sql.update_context, cid, v.json_object(context, "context"))
+
+    async def append_to_contexts(self, context_id: IdLike, messages: Sequence[Message]) -> None:
+        cid = v.as_uuid(context_id, "context_id")
+        await self._execute(self.sql.append_to_context, cid, v.messages(messages, "messages"))
+
+    async def list_contexts(
+        self, length: int | None = None, offset: int = 0, owner_did: str | None = None
+    ) -> list[ContextSummary]:
+        v.check_window(length, offset)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        rows = await self._fetch(self.sql.list_contexts, length, offset, owner)
+        return [
+            {
+                "context_id": r["context_id"],
+                "context_data": r["context_data"],
+                "task_count": int(r["task_count"]),
+                "task_ids": list(r["task_ids"]),
+            }
+            for r in rows
+        ]
+
+    async def get_context_owner(self, context_id: IdLike) -> str | None:
+        return await self._fetchval(self.sql.get_context_owner, v.as_uuid(context_id, "context_id"))
+
+    async def clear_context(self, context_id: IdLike) -> None:
+        await self._execute(self.sql.clear_context, v.as_uuid(context_id, "context_id"))
+
+    async def clear_all(self) -> None:
+        await self._execute(self.sql.clear_all)
+
+    # --- feedback ----------------------------------------------------------------------------
+
+    async def store_task_feedback(self, task_id: IdLike, feedback_data: dict[str, Any]) -> None:
+        tid = v.as_uuid(task_id, "task_id")
+        data = v.json_object(feedback_data, "feedback_data")
+        request_key = uuid.uuid4()  # fixed across retries: the insert applies at most once
+
+        async def work(conn: asyncpg.Connection) -> None:
+            inserted = await conn.fetchval(self.sql.store_feedback, tid, data, request_key)
+            if inserted is None and not await conn.fetchval(self.sql.task_exists, tid):
+                raise TaskNotFoundError(tid)
+
+        await self._with_conn(work, "store_task_feedback")
+
+    async def get_task_feedback(self, task_id: IdLike) -> list[dict[str, Any]] | None:
+        rows = await self._fetch(self.sql.get_feedback, v.as_uuid(task_id, "task_id"))
+        return [r["feedback_data"] for r in rows] or None
+
+    # --- webhook configs ---------------------------------------------------------------------
+
+    async def save_webhook_config(self, task_id: IdLike, config: PushNotificationConfig) -> None:
+        tid = v.as_uuid(task_id, "task_id")
+        saved = await self._fetchval(self.sql.save_webhook, tid, v.json_object(config, "config"))
+        if saved is None:
+            raise TaskNotFoundError(tid)
+
+    async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
+        return await self._fetchval(self.sql.load_webhook, v.as_uuid(task_id, "task_id"))
+
+    async def delete_webhook_config(self, task_id: IdLike) -> None:
+        await self._execute(self.sql.delete_webhook, v.as_uuid(task_id, "task_id"))
+
+    async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
+        rows = await self._fetch(self.sql.load_all_webhooks)
+        return {r["task_id"]: r["config"] for r in rows}
+
+    # --- analysis read API -------------------------------------------------------------------
+
+    async def task_records(
+        self, limit: int | None = None, offset: int = 0, since: datetime | None = None
+    ) -> list[TaskRecord]:
+        v.check_window(limit, offset)
+        rows = await self._fetch(self.sql.task_records, limit, offset, since)
+        return [
+            {"task": task_from_row(r), "owner_did": r["owner_did"],
+             "created_at": r["created_at"], "updated_at": r["updated_at"]}
+            for r in rows
+        ]
+
+    async def context_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[ContextRecord]:
+        v.check_window(limit, offset)
+        return [dict(r) for r in await self._fetch(self.sql.context_records, limit, offset)]  # type: ignore[misc]
+
+    async def feedback_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[FeedbackRecord]:
+        v.check_window(limit, offset)
+        return [dict(r) for r in await self._fetch(self.sql.feedback_records, limit, offset)]  # type: ignore[misc]
+
+    async def task_events(
+        self, task_id: IdLike | None = None, limit: int | None = None, offset: int = 0
+    ) -> list[TaskEvent]:
+        v.check_window(limit, offset)
+        tid = v.as_uuid(task_id, "task_id") if task_id is not None else None
+        return [dict(r) for r in await self._fetch(self.sql.task_events, tid, limit, offset)]  # type: ignore[misc]

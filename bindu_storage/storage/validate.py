@@ -1,0 +1,137 @@
+"""Input checks shared by every backend, run before anything is written.
+
+``json_value`` is also the isolation boundary on the way in: it returns a JSON-native deep copy
+(dicts, lists, str, int, float, bool, None; UUIDs become strings), so a stored value never
+aliases the caller's object.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from bindu_storage.errors import InvalidTypeError, InvalidValueError
+from bindu_storage.types import TASK_STATES
+
+
+def as_uuid(value: object, name: str) -> UUID:
+    """Return ``value`` as a UUID; it must be a UUID or a canonical UUID string."""
+    if isinstance(value, UUID):
+        return value
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name} must be a UUID or a UUID string, got {type(value).__name__}")
+    try:
+        parsed = UUID(value)
+    except ValueError:
+        raise InvalidValueError(f"{name} is not a valid UUID: {value!r}") from None
+    if str(parsed) != value.lower():
+        raise InvalidValueError(f"{name} is not a canonical UUID string: {value!r}")
+    return parsed
+
+
+def check_state(state: object, name: str = "state") -> str:
+    """Return ``state`` if it is a valid A2A task state."""
+    if not isinstance(state, str) or state not in TASK_STATES:
+        raise InvalidValueError(
+            f"{name} must be one of {', '.join(sorted(TASK_STATES))}; got {state!r}"
+        )
+    return state
+
+
+def check_window(length: int | None, offset: int) -> None:
+    """Check a ``length``/``offset`` pair of a listing call."""
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 0):
+        raise InvalidValueError(f"length must be a non-negative integer or None, got {length!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidValueError(f"offset must be a non-negative integer, got {offset!r}")
+
+
+def check_optional_str(value: object, name: str) -> str | None:
+    """Return ``value`` if it is None or a string without NUL characters."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidTypeError(f"{name} must be a string or None, got {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidValueError(f"{name} contains a NUL character")
+    return value
+
+
+def json_value(value: Any, name: str) -> Any:
+    """Return a JSON-native deep copy of ``value``, or raise naming the offending path."""
+    return _copy(value, name)
+
+
+def _copy(value: Any, path: str) -> Any:
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidValueError(f"{path} contains a NUL character, which PostgreSQL JSONB rejects")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidValueError(f"{path} is {value!r}, which is not valid JSON")
+        return value
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidValueError(f"{path} has a non-string key {key!r}; JSON keys are strings")
+            if "\x00" in key:
+                raise InvalidValueError(f"{path} has a key containing a NUL character")
+            out[key] = _copy(item, f"{path}[{key!r}]")
+        return out
+    if isinstance(value, list | tuple):
+        return [_copy(item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, UUID):
+        return str(value)
+    raise InvalidValueError(
+        f"{path} is a {type(value).__name__} ({value!r:.60}), which is not JSON-serialisable"
+    )
+
+
+def json_object(value: Any, name: str) -> dict[str, Any]:
+    """Like ``json_value`` but the value must be a dict."""
+    if not isinstance(value, dict):
+        raise InvalidTypeError(f"{name} must be a dict, got {type(value).__name__}")
+    return _copy(value, name)
+
+
+def _items(values: Sequence[Any] | None, name: str, id_key: str) -> list[dict[str, Any]]:
+    if values is None:
+        return []
+    if isinstance(values, dict | str | bytes) or not isinstance(values, Sequence):
+        raise InvalidTypeError(f"{name} must be a list, got {type(values).__name__}")
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for i, item in enumerate(values):
+        where = f"{name}[{i}]"
+        copied = json_object(item, where)
+        ident = copied.get(id_key)
+        if not isinstance(ident, str) or not ident:
+            raise InvalidValueError(f"{where} needs a non-empty {id_key!r} (got {ident!r})")
+        if ident not in seen:  # de-duplicate within one call, first wins
+            seen.add(ident)
+            out.append(copied)
+    return out
+
+
+def messages(values: Sequence[Any] | None, name: str = "new_messages") -> list[dict[str, Any]]:
+    """Validated JSON copies of messages, de-duplicated by ``message_id``."""
+    return _items(values, name, "message_id")
+
+
+def artifacts(values: Sequence[Any] | None, name: str = "new_artifacts") -> list[dict[str, Any]]:
+    """Validated JSON copies of artifacts, de-duplicated by ``artifact_id``."""
+    return _items(values, name, "artifact_id")
+
+
+def new_only(existing: list[dict[str, Any]], items: list[dict[str, Any]], key: str) -> list[dict[str, Any]]:
+    """The items whose ``key`` is not already present in ``existing``."""
+    if not items:
+        return []
+    present = {e.get(key) for e in existing}
+    return [item for item in items if item[key] not in present]
