@@ -8,7 +8,7 @@ respect to other coroutines on the loop. Values are validated (and copied) on th
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -87,9 +87,15 @@ def _window(items: Iterable[Any], length: int | None, offset: int) -> list[Any]:
 
 
 class InMemoryStorage(Storage):
-    """Keeps everything in process memory; the default backend. ``close()`` keeps the data."""
+    """Keeps everything in process memory; the default backend. ``close()`` keeps the data.
 
-    def __init__(self) -> None:
+    ``clock`` (a public attribute too) returns the current time as an aware UTC datetime; every
+    timestamp the storage records comes from it. Replays of recorded data (``synthetic.load``)
+    set it to reproduce their timestamps; everyone else leaves the default, the wall clock.
+    """
+
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self.clock: Callable[[], datetime] = clock or _now
         self._tasks: dict[UUID, _TaskRow] = {}  # insertion order = creation order
         self._contexts: dict[UUID, _ContextRow] = {}
         self._feedback: dict[int, FeedbackRecord] = {}
@@ -147,7 +153,7 @@ class InMemoryStorage(Storage):
         ctx = self._contexts.get(cid)
         if ctx is not None and ctx.owner_did is not None and ctx.owner_did != caller:
             raise OwnershipError(cid, caller)
-        now = _now()
+        now = self.clock()
         row = self._tasks.get(tid)
         if row is None:
             ctx = self._context(cid, caller, now)
@@ -187,7 +193,7 @@ class InMemoryStorage(Storage):
             raise TaskNotFoundError(tid)
         arts = v.new_only(row.artifacts, arts, "artifact_id")
         msgs = v.new_only(row.history, msgs, "message_id")
-        now = _now()
+        now = self.clock()
         if row.state in TERMINAL_STATES:
             if state != row.state:
                 raise TerminalTaskError(tid, row.state, f"cannot move to {state}")
@@ -209,7 +215,7 @@ class InMemoryStorage(Storage):
             return False
         if row.state in TERMINAL_STATES and to_state != row.state:
             raise TerminalTaskError(row.id, row.state, f"cannot move to {to_state}")
-        now = _now()
+        now = self.clock()
         self._set_state(row, to_state, now)
         row.updated_at = now
         return True
@@ -260,7 +266,7 @@ class InMemoryStorage(Storage):
     async def update_context(self, context_id: IdLike, context: dict[str, Any]) -> None:
         cid = v.as_uuid(context_id, "context_id")
         data = v.json_object(context, "context")
-        now = _now()
+        now = self.clock()
         ctx = self._context(cid, None, now)
         ctx.context_data = data
         ctx.updated_at = now
@@ -268,7 +274,7 @@ class InMemoryStorage(Storage):
     async def append_to_contexts(self, context_id: IdLike, messages: Sequence[Message]) -> None:
         cid = v.as_uuid(context_id, "context_id")
         msgs = v.messages(messages, "messages")
-        now = _now()
+        now = self.clock()
         ctx = self._context(cid, None, now)
         ctx.message_history.extend(v.new_only(ctx.message_history, msgs, "message_id"))
         ctx.updated_at = now
@@ -323,7 +329,7 @@ class InMemoryStorage(Storage):
         if tid not in self._tasks:
             raise TaskNotFoundError(tid)
         fid = next(self._feedback_ids)
-        self._feedback[fid] = {"id": fid, "task_id": tid, "feedback_data": data, "created_at": _now()}
+        self._feedback[fid] = {"id": fid, "task_id": tid, "feedback_data": data, "created_at": self.clock()}
 
     async def get_task_feedback(self, task_id: IdLike) -> list[dict[str, Any]] | None:
         tid = v.as_uuid(task_id, "task_id")
