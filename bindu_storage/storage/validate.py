@@ -8,12 +8,15 @@ aliases the caller's object.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from bindu_storage.errors import InvalidTypeError, InvalidValueError
 from bindu_storage.types import TASK_STATES
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def as_uuid(value: object, name: str) -> UUID:
@@ -70,6 +73,8 @@ def _copy(value: Any, path: str) -> Any:
     if isinstance(value, str):
         if "\x00" in value:
             raise InvalidValueError(f"{path} contains a NUL character, which PostgreSQL JSONB rejects")
+        if _SURROGATE.search(value):
+            raise InvalidValueError(f"{path} contains a lone surrogate, which is not valid UTF-8")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -82,6 +87,8 @@ def _copy(value: Any, path: str) -> Any:
                 raise InvalidValueError(f"{path} has a non-string key {key!r}; JSON keys are strings")
             if "\x00" in key:
                 raise InvalidValueError(f"{path} has a key containing a NUL character")
+            if _SURROGATE.search(key):
+                raise InvalidValueError(f"{path} has a key containing a lone surrogate")
             out[key] = _copy(item, f"{path}[{key!r}]")
         return out
     if isinstance(value, list | tuple):
