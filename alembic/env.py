@@ -1,73 +1,98 @@
 """Alembic environment for bindu-storage: asyncpg through SQLAlchemy, one schema per run.
 
-The target schema comes from ``config.attributes["schema"]`` (programmatic use), ``-x schema=``
-or ``STORAGE__POSTGRES_SCHEMA`` (default ``public``). Each run holds a transaction-scoped advisory
-lock, so several processes migrating at once apply every revision exactly once, and sets the
-schema as ``search_path`` for that transaction only (``SET LOCAL``), so revisions use plain names.
+The database is ``DATABASE_URL`` (never alembic.ini). The target schema comes from
+``config.attributes["schema"]`` (programmatic use, see ``bindu_storage.storage.migrate``),
+``-x schema=NAME`` or ``STORAGE__POSTGRES_SCHEMA`` (default ``public``).
+
+A run that changes the database opens its transaction with ``migrate.preamble``: refuse a hot
+standby, take an advisory lock keyed by the schema (several processes migrating at once apply
+every revision exactly once), create the schema, ``SET LOCAL search_path`` to it so the
+revisions use plain names. Read-only commands (``alembic current``) skip it, so they work on a
+standby too. On the command line, failures print as one password-free ``FAILED:`` line.
 """
 
 from __future__ import annotations
 
 import asyncio
+from logging.config import fileConfig
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
-from sqlalchemy.pool import NullPool
 
-from alembic import context
+from alembic import context, util
+from bindu_storage.errors import StorageError
 from bindu_storage.storage import migrate
 
 config = context.config
 
 
 def _schema() -> str:
-    schema = config.attributes.get("schema") or context.get_x_argument(as_dictionary=True).get(
-        "schema"
-    )
-    return migrate.resolve_schema(schema)
+    chosen = config.attributes.get("schema") or context.get_x_argument(as_dictionary=True).get("schema")
+    return migrate.resolve_schema(chosen)
 
 
-def _run(connection: Connection) -> None:
-    schema = _schema()
+def _run(connection: Connection, schema: str) -> None:
     context.configure(
         connection=connection,
         target_metadata=None,
         version_table_schema=schema,
         transactional_ddl=True,
     )
+    read_only = bool(context.get_context().opts.get("dont_mutate"))
     with context.begin_transaction():
-        for statement, params in migrate.preamble(schema):
-            connection.execute(text(statement), params)
+        if not read_only:
+            for statement in migrate.preamble(schema):
+                connection.execute(text(statement))
         context.run_migrations()
 
 
-async def _run_online() -> None:
-    engine = create_async_engine(migrate.sqlalchemy_url(), poolclass=NullPool)
+async def _run_online(url: str, schema: str) -> None:
+    engine = migrate.create_engine(url)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_run)
+            await connection.run_sync(_run, schema)
             await connection.commit()
     finally:
         await engine.dispose()
 
 
-def _run_offline() -> None:
-    schema = _schema()
+def _run_offline(schema: str) -> None:
+    """``--sql``: print the SQL of the migration (no database needed)."""
     context.configure(
-        url=migrate.sqlalchemy_url(),
+        dialect_name="postgresql",
         literal_binds=True,
         version_table_schema=schema,
         transactional_ddl=True,
     )
     with context.begin_transaction():
-        context.execute(f"SET LOCAL search_path TO {migrate.quote_ident(schema)}")
+        for statement in migrate.preamble(schema):
+            context.execute(statement)
         context.run_migrations()
 
 
-if context.is_offline_mode():
-    _run_offline()
-elif (connection := config.attributes.get("connection")) is not None:
-    _run(connection)
+def _run_command_line() -> None:
+    """Run for the ``alembic`` command: log like alembic does, fail with one clean line."""
+    if config.config_file_name is not None:
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
+    try:
+        schema = _schema()
+        url = None if context.is_offline_mode() else migrate.database_url()
+    except StorageError as exc:
+        raise util.CommandError(str(exc)) from None
+    if url is None:
+        _run_offline(schema)
+        return
+    try:
+        asyncio.run(_run_online(url, schema))
+    except util.CommandError:
+        raise
+    except StorageError as exc:
+        raise util.CommandError(str(exc)) from None
+    except Exception as exc:
+        raise util.CommandError(str(migrate.failure(exc, url, schema))) from None
+
+
+if (connection := config.attributes.get("connection")) is not None:
+    _run(connection, _schema())  # programmatic: migrate.py owns the connection and the errors
 else:
-    asyncio.run(_run_online())
+    _run_command_line()

@@ -16,10 +16,10 @@ depends_on: str | Sequence[str] | None = ${repr(depends_on)}
 
 
 def upgrade() -> None:
-    """Apply this revision (unqualified names resolve in the target schema)."""
+    """Apply this revision: raw SQL via op.execute, unqualified names (search_path is the schema)."""
     ${upgrades if upgrades else "pass"}
 
 
 def downgrade() -> None:
-    """Revert this revision."""
+    """Undo exactly what upgrade() did."""
     ${downgrades if downgrades else "pass"}

@@ -1,48 +1,69 @@
-"""Programmatic alembic: ``upgrade``/``downgrade``/``current`` for one schema, under a lock.
+"""Programmatic alembic: ``upgrade``/``downgrade``/``current_revision`` of one schema, under a lock.
 
 The revision scripts are the single source of truth for the schema. In a checkout they live in
 the top-level ``alembic/`` folder; an installed wheel carries them as ``bindu_storage/_alembic``.
+
+Every migration runs in one transaction that first refuses a hot standby, then takes a
+transaction-scoped advisory lock keyed by the schema (so processes starting at once apply each
+revision exactly once, the others wait and find nothing left to do), creates the schema if
+needed and points ``search_path`` at it for that transaction only (``SET LOCAL``), so the
+revisions can use plain table names. Connections go through asyncpg with the URL exactly as
+given (the same parsing as ``PostgresStorage``); errors never carry the URL's password.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import asyncpg
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from alembic import command
-from bindu_storage.dsn import mask_secrets, to_sqlalchemy_url
-from bindu_storage.errors import MigrationError
+from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
+from bindu_storage.errors import (
+    InvalidValueError,
+    MigrationError,
+    StorageConnectionError,
+    StorageError,
+)
 from bindu_storage.storage.sql import quote_ident, validate_schema_name
 
 __all__ = [
+    "create_engine",
     "current_revision",
+    "database_url",
     "downgrade",
+    "failure",
     "head_revision",
     "preamble",
-    "quote_ident",
     "resolve_schema",
     "script_location",
-    "sqlalchemy_url",
     "upgrade",
 ]
 
-_LOCK_NAMESPACE = "bindu_storage.migrate"
+T = TypeVar("T")
+
+LOCK_NAMESPACE = "bindu_storage.migrate"
+"""Prefix of the advisory-lock key (``hashtext('bindu_storage.migrate/<schema>')``)."""
+
+APPLICATION_NAME = "bindu-storage-migrate"
+"""``application_name`` of migration connections (visible in ``pg_stat_activity``)."""
 
 
 def script_location() -> Path:
     """The folder holding ``env.py`` and ``versions/`` (package copy first, then checkout)."""
     package = Path(__file__).resolve().parents[1]
     for candidate in (package / "_alembic", package.parent / "alembic"):
-        if (candidate / "env.py").is_file():
+        if (candidate / "env.py").is_file() and (candidate / "versions").is_dir():
             return candidate
     raise MigrationError("alembic scripts not found (neither bindu_storage/_alembic nor ./alembic)")
 
@@ -53,25 +74,96 @@ def resolve_schema(schema: str | None) -> str:
     return validate_schema_name(chosen, "schema")
 
 
-def sqlalchemy_url(url: str | None = None) -> str:
-    """SQLAlchemy URL for ``url`` or ``DATABASE_URL``."""
-    url = url or os.environ.get("DATABASE_URL")
+def database_url() -> str:
+    """The URL in ``DATABASE_URL`` (what the ``alembic`` command line migrates)."""
+    url = os.environ.get("DATABASE_URL")
     if not url:
         raise MigrationError("DATABASE_URL is not set; alembic needs it to reach the database")
-    return to_sqlalchemy_url(url)
+    return url
 
 
-def preamble(schema: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Statements run first in every migration transaction: refuse a standby, lock, scope."""
-    yield (
-        "DO $$ BEGIN IF pg_is_in_recovery() THEN RAISE EXCEPTION "
-        "'refusing to migrate a hot standby (read-only replica): run migrations on the primary'; "
-        "END IF; END $$",
-        {},
-    )
-    yield "SELECT pg_advisory_xact_lock(hashtext(:key))", {"key": f"{_LOCK_NAMESPACE}:{schema}"}
-    yield f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}", {}
-    yield f"SET LOCAL search_path TO {quote_ident(schema)}", {}
+def create_engine(url: str) -> AsyncEngine:
+    """A pool-less SQLAlchemy engine whose connections asyncpg opens from ``url`` itself.
+
+    The URL never goes through SQLAlchemy's parser, so ``sslmode=`` and other libpq-style
+    parameters mean what they mean to ``PostgresStorage``.
+    """
+    try:
+        dsn = to_asyncpg_dsn(url)
+    except ValueError as exc:
+        raise InvalidValueError(f"DATABASE_URL: {exc}") from None
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(dsn, server_settings={"application_name": APPLICATION_NAME})
+
+    return create_async_engine("postgresql+asyncpg://", poolclass=NullPool, async_creator=connect)
+
+
+def preamble(schema: str) -> list[str]:
+    """The statements that open every migration transaction: refuse a standby, lock, scope.
+
+    The schema is created only when it is missing (``CREATE SCHEMA IF NOT EXISTS`` would need
+    the CREATE privilege on the database even when the schema exists, which a role that merely
+    owns its schema does not have). ``schema`` is a validated plain identifier.
+    """
+    name = quote_ident(validate_schema_name(schema))
+    return [
+        "DO $$ BEGIN IF pg_is_in_recovery() THEN RAISE EXCEPTION USING "
+        "ERRCODE = 'read_only_sql_transaction', MESSAGE = 'the server is a hot standby "
+        "(read-only replica); run migrations on the primary'; END IF; END $$",
+        f"SELECT pg_advisory_xact_lock(hashtext('{LOCK_NAMESPACE}/{schema}'))",
+        f"DO 'BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_namespace WHERE nspname = ''{schema}'') "
+        f"THEN CREATE SCHEMA {name}; END IF; END'",
+        f"SET LOCAL search_path TO {name}",
+    ]
+
+
+def failure(exc: BaseException, url: str | None, schema: str) -> StorageError:
+    """The typed, password-free error for a migration of ``schema`` that raised ``exc``.
+
+    A read-only server (hot standby) gives ``MigrationError``; a transient connection problem
+    (refused, lost, too many connections, server starting) gives ``StorageConnectionError``;
+    anything else ``MigrationError`` with the server's reason and the failing statement.
+    """
+    chain = _causes(exc)
+    root = chain[-1]
+    reason = str(root) or type(root).__name__
+    if isinstance(exc, sa_exc.StatementError) and exc.statement:
+        reason += f" [SQL: {' '.join(exc.statement.split())[:300]}]"
+    reason = mask_secrets(reason, url)
+    target = _target(url)
+    if any(isinstance(e, asyncpg.ReadOnlySQLTransactionError) for e in chain):
+        return MigrationError(f"refusing to migrate schema {schema!r} on {target}: {reason}")
+    if any(isinstance(e, _transient_errors()) for e in chain):
+        return StorageConnectionError(
+            f"migration of schema {schema!r} could not reach {target}: {reason}"
+        )
+    return MigrationError(f"migration of schema {schema!r} on {target} failed: {reason}")
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (SQLAlchemy's ``orig``, then ``__cause__``), outermost first."""
+    chain = [exc]
+    while len(chain) < 10:
+        last = chain[-1]
+        inner = getattr(last, "orig", None) or last.__cause__
+        if not isinstance(inner, BaseException) or inner in chain:
+            break
+        chain.append(inner)
+    return chain
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    from bindu_storage.storage.postgres import TRANSIENT_ERRORS  # imported late: it imports us
+
+    return TRANSIENT_ERRORS
+
+
+def _target(url: str | None) -> str:
+    try:
+        return describe_target(url) if url else "the database"
+    except ValueError:
+        return "the database"
 
 
 def _config(schema: str, connection: Connection | None = None) -> Config:
@@ -86,54 +178,51 @@ def _config(schema: str, connection: Connection | None = None) -> Config:
 def head_revision() -> str:
     """The newest revision the scripts declare."""
     head = ScriptDirectory.from_config(_config("public")).get_current_head()
-    assert head is not None
+    if head is None:
+        raise MigrationError(f"no revisions found in {script_location()}")
     return head
 
 
-async def _with_connection(url: str, schema: str, action: Any) -> Any:
-    engine = create_async_engine(to_sqlalchemy_url(url), poolclass=NullPool)
+async def _with_connection(url: str, schema: str, action: Callable[[Config, Connection], T]) -> T:
+    engine = create_engine(url)
     try:
         async with engine.connect() as connection:
             result = await connection.run_sync(lambda sync: action(_config(schema, sync), sync))
             await connection.commit()
             return result
-    except MigrationError:
+    except StorageError:
         raise
-    except Exception as exc:  # mask the password of the URL in whatever the driver said
-        message = mask_secrets(str(exc), url)
-        if "hot standby" in message:
-            raise MigrationError(
-                "refusing to migrate a hot standby (read-only replica): run migrations on the primary"
-            ) from None
-        raise MigrationError(f"migration of schema {schema!r} failed: {message}") from None
+    except Exception as exc:
+        raise failure(exc, url, schema) from None
     finally:
         await engine.dispose()
 
 
 async def upgrade(url: str, schema: str | None = None, revision: str = "head") -> None:
-    """Upgrade ``schema`` to ``revision`` (creating the schema); safe to run concurrently."""
-    await _with_connection(url, resolve_schema(schema), lambda cfg, _c: command.upgrade(cfg, revision))
+    """Upgrade ``schema`` to ``revision`` (creating the schema); safe to run concurrently.
+
+    Raises ``MigrationError`` on a hot standby or when a revision fails (nothing is applied
+    then: all revisions run in one transaction), ``StorageConnectionError`` when the server
+    cannot be reached.
+    """
+    name = resolve_schema(schema)
+    await _with_connection(url, name, lambda cfg, _conn: command.upgrade(cfg, revision))
 
 
 async def downgrade(url: str, schema: str | None = None, revision: str = "-1") -> None:
     """Downgrade ``schema`` to ``revision`` (``-1``: one step, ``base``: everything)."""
-    await _with_connection(
-        url, resolve_schema(schema), lambda cfg, _c: command.downgrade(cfg, revision)
-    )
+    name = resolve_schema(schema)
+    await _with_connection(url, name, lambda cfg, _conn: command.downgrade(cfg, revision))
 
 
 async def current_revision(url: str, schema: str | None = None) -> str | None:
-    """The revision recorded in ``schema``, or None when it was never migrated."""
+    """The revision recorded in ``schema``, or None when it was never migrated (read-only)."""
     name = resolve_schema(schema)
 
-    def read(_cfg: Config, connection: Connection) -> str | None:
-        exists = connection.execute(
-            text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{quote_ident(name)}.alembic_version"}
-        ).scalar()
-        if not exists:
+    def read(_cfg: Config, connection: Connection) -> Any:
+        table = f"{quote_ident(name)}.alembic_version"
+        if not connection.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": table}).scalar():
             return None
-        return connection.execute(
-            text(f"SELECT version_num FROM {quote_ident(name)}.alembic_version")
-        ).scalar()
+        return connection.execute(text(f"SELECT version_num FROM {table}")).scalar()
 
     return await _with_connection(url, name, read)
