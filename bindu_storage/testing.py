@@ -149,7 +149,7 @@ class TemporaryPostgres:
         standby_data = self._dir / f"standby-{standby.port}"
         self._cmd(
             self.bindir / "pg_basebackup", "-D", standby_data, "-h", "127.0.0.1",
-            "-p", str(self.port), "-U", self.user, "-X", "stream", "-R", "--no-sync",
+            "-p", str(self.port), "-U", self.user, "-X", "stream", "-R", "--no-sync", "-c", "fast",
             env={"PGPASSWORD": self.password},
         )
         standby._configure(standby_data, standby.port)
