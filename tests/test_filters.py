@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bindu_storage import InvalidTypeError, InvalidValueError, PostgresStorage, Storage
+from bindu_storage.analysis import frames
 from bindu_storage.analysis.filters import (
     contexts_query,
     feedback_query,
@@ -387,20 +388,36 @@ async def test_find_contexts(storage: Storage, kwargs: dict[str, Any], expected:
     assert all(c == records[c["context_id"]] for c in found)
 
 
-async def test_frames(storage: Storage) -> None:
+async def test_as_frame_gives_the_loaders_rows_of_the_found_records(storage: Storage) -> None:
     ids = await _seed(storage)
     tasks = await find_tasks(storage, metadata={"model": "gpt"}, as_frame=True)
-    assert isinstance(tasks, pd.DataFrame)
-    assert list(tasks["id"]) == [str(ids["t2"]), str(ids["t1"])]
-    assert list(tasks["state"]) == ["working", "completed"]
-    assert str(tasks["state_timestamp"].dt.tz) == "UTC"
+    same = await frames.tasks_frame(storage, metadata={"model": "gpt"})  # oldest first
+    assert list(tasks["id"]) == [str(ids["t2"]), str(ids["t1"])]  # newest first, like the list
+    pd.testing.assert_frame_equal(tasks, same.iloc[::-1].reset_index(drop=True))
+    assert tasks["metadata.flag"].dtype == "boolean"  # t3's flag is 1: not among the found rows
+
+    by_history = await find_tasks(storage, history=[{"role": "agent", "parts": [{"text": "done"}]}],
+                                  limit=1, as_frame=True)
+    assert list(by_history["id"]) == [str(ids["t4"])]
+    assert list(by_history["artifact_count"]) == [2]
+
     feedback = await find_feedback(storage, feedback={"rating": 5}, as_frame=True)
     assert list(feedback["task_id"]) == [str(ids["t3"]), str(ids["t1"])]
+    assert list(feedback["rating"]) == [5, 5]
+    assert str(feedback["rating"].dtype) == "Int64"
+
     contexts = await find_contexts(storage, context_data={"topic": "support"}, as_frame=True)
     assert list(contexts["context_id"]) == [str(CTX_B)]
     assert list(contexts["message_history_len"]) == [1]
-    empty = await find_tasks(storage, metadata={"model": "nobody"}, as_frame=True)
-    assert empty.empty and list(empty.columns) == list(tasks.columns)
+    assert "context_data.lang" not in contexts  # only CTX_A has it
+
+    for empty, loader in (
+        (await find_tasks(storage, metadata={"model": "nobody"}, as_frame=True), frames.tasks_frame),
+        (await find_feedback(storage, feedback={"rating": 0}, as_frame=True), frames.feedback_frame),
+        (await find_contexts(storage, owner_did="did:nobody", as_frame=True), frames.contexts_frame),
+    ):
+        assert empty.empty
+        pd.testing.assert_frame_equal(empty, await loader(storage, limit=0))
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ counts as its empty value (upstream may leave ``artifacts`` NULL), so both backe
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, overload
 
@@ -33,7 +34,7 @@ from bindu_storage.storage.base import IdLike, Storage
 from bindu_storage.storage.postgres import PostgresStorage
 from bindu_storage.storage.rows import task_from_row
 from bindu_storage.storage.sql import TASK_COLUMNS, quote_ident, validate_schema_name
-from bindu_storage.types import TASK_STATES, ContextRecord, FeedbackRecord, Task
+from bindu_storage.types import ContextRecord, FeedbackRecord, Task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -337,7 +338,7 @@ async def find_tasks(
     arrays of fragments, each contained by some message / artifact (for example
     ``history=[{"role": "agent", "parts": [{"text": "done"}]}]``). ``state`` is a state or a
     collection of states; ``context_id`` and ``owner_did`` narrow further; ``limit`` caps the
-    count. ``as_frame=True`` returns a DataFrame instead of a list of tasks.
+    count. ``as_frame=True`` returns the ``tasks_frame`` rows of the found tasks instead.
     """
     frame = _as_frame(as_frame)
     if isinstance(storage, PostgresStorage):
@@ -368,7 +369,7 @@ async def find_tasks(
 
         records = await storage.task_records()
         tasks = [r["task"] for r in _take(reversed(records), keep, wanted)]
-    return _tasks_frame(tasks) if frame else tasks
+    return await _tasks_frame(storage, tasks, metadata) if frame else tasks
 
 
 @overload
@@ -395,6 +396,7 @@ async def find_feedback(
 
     ``task_metadata`` keeps entries whose task's metadata contains it (for example
     ``find_feedback(st, feedback={"rating": 1}, task_metadata={"model": "gpt"})``).
+    ``as_frame=True`` returns the ``feedback_frame`` rows of the found entries instead.
     """
     frame = _as_frame(as_frame)
     if isinstance(storage, PostgresStorage):
@@ -419,7 +421,7 @@ async def find_feedback(
             )
 
         entries = _take(reversed(await storage.feedback_records()), keep, wanted)
-    return _feedback_frame(entries) if frame else entries
+    return await _feedback_frame(storage, entries, task_metadata) if frame else entries
 
 
 @overload
@@ -443,7 +445,10 @@ async def find_contexts(
     limit: int | None = None,
     as_frame: bool = False,
 ) -> list[ContextRecord] | pd.DataFrame:
-    """Contexts newest first whose data / message history contain the given fragments (``@>``)."""
+    """Contexts newest first whose data / message history contain the given fragments (``@>``).
+
+    ``as_frame=True`` returns the ``contexts_frame`` rows of the found contexts instead.
+    """
     frame = _as_frame(as_frame)
     if isinstance(storage, PostgresStorage):
         sql, args = contexts_query(
@@ -465,48 +470,64 @@ async def find_contexts(
             )
 
         contexts = _take(reversed(await storage.context_records()), keep, wanted)
-    return _contexts_frame(contexts) if frame else contexts
+    return await _contexts_frame(storage, contexts, context_data) if frame else contexts
 
 
 # --- frames ------------------------------------------------------------------------------------
+# ``as_frame=True`` returns what the frame loaders of ``bindu_storage.analysis.frames`` return for
+# the found rows (same columns, same dtypes, both backends), in the finder's order (newest first).
+# The loader is called with the filters it shares, narrowed to the found rows' contexts, states
+# or ids, and its rows are then cut to the found ones; flattened JSON columns that none of the
+# found rows has a value for are dropped.
 
 
-def _tasks_frame(tasks: list[Task]) -> pd.DataFrame:
-    import pandas as pd
+def _cut(frame: pd.DataFrame, key: str, wanted: list[Any], prefix: str) -> pd.DataFrame:
+    position = {k: i for i, k in enumerate(wanted)}
+    kept = frame[frame[key].isin(list(position))]
+    kept = kept.iloc[kept[key].map(position).argsort()].reset_index(drop=True)
+    empty = [c for c in kept.columns if c.startswith(prefix) and kept[c].isna().all()]
+    return kept.drop(columns=empty)
 
-    return pd.DataFrame(
-        {
-            "id": pd.Series([str(t["id"]) for t in tasks], dtype="string"),
-            "context_id": pd.Series([str(t["context_id"]) for t in tasks], dtype="string"),
-            "state": pd.Categorical([t["status"]["state"] for t in tasks], categories=sorted(TASK_STATES)),
-            "state_timestamp": pd.to_datetime([t["status"]["timestamp"] for t in tasks], utc=True),
-            "metadata": pd.Series([t.get("metadata") or {} for t in tasks], dtype=object),
-        }
+
+async def _tasks_frame(storage: Storage, tasks: list[Task], metadata: Any) -> pd.DataFrame:
+    from bindu_storage.analysis import frames
+
+    if not tasks:
+        return await frames.tasks_frame(storage, limit=0)
+    frame = await frames.tasks_frame(
+        storage,
+        context_id=sorted({t["context_id"] for t in tasks}),
+        states=sorted({t["status"]["state"] for t in tasks}),
+        metadata=_filter(metadata, "metadata", dict),
     )
+    return _cut(frame, "id", [str(t["id"]) for t in tasks], "metadata.")
 
 
-def _feedback_frame(entries: list[FeedbackRecord]) -> pd.DataFrame:
-    import pandas as pd
+async def _feedback_frame(
+    storage: Storage, entries: list[FeedbackRecord], task_metadata: Any
+) -> pd.DataFrame:
+    from bindu_storage.analysis import frames
 
-    return pd.DataFrame(
-        {
-            "id": pd.Series([e["id"] for e in entries], dtype="int64"),
-            "task_id": pd.Series([str(e["task_id"]) for e in entries], dtype="string"),
-            "created_at": pd.to_datetime([e["created_at"] for e in entries], utc=True),
-            "feedback_data": pd.Series([e["feedback_data"] for e in entries], dtype=object),
-        }
+    if not entries:
+        return await frames.feedback_frame(storage, limit=0)
+    times = [e["created_at"] for e in entries]
+    frame = await frames.feedback_frame(
+        storage,
+        metadata=_filter(task_metadata, "task_metadata", dict),
+        since=min(times),
+        until=max(times) + timedelta(microseconds=1),
     )
+    return _cut(frame, "id", [e["id"] for e in entries], "feedback.")
 
 
-def _contexts_frame(contexts: list[ContextRecord]) -> pd.DataFrame:
-    import pandas as pd
+async def _contexts_frame(storage: Storage, contexts: list[ContextRecord], context_data: Any) -> pd.DataFrame:
+    from bindu_storage.analysis import frames
 
-    return pd.DataFrame(
-        {
-            "context_id": pd.Series([str(c["context_id"]) for c in contexts], dtype="string"),
-            "created_at": pd.to_datetime([c["created_at"] for c in contexts], utc=True),
-            "updated_at": pd.to_datetime([c["updated_at"] for c in contexts], utc=True),
-            "message_history_len": pd.Series([len(c["message_history"]) for c in contexts], dtype="int64"),
-            "context_data": pd.Series([c["context_data"] for c in contexts], dtype=object),
-        }
+    if not contexts:
+        return await frames.contexts_frame(storage, limit=0)
+    frame = await frames.contexts_frame(
+        storage,
+        context_id=[c["context_id"] for c in contexts],
+        context_data=_filter(context_data, "context_data", dict),
     )
+    return _cut(frame, "context_id", [str(c["context_id"]) for c in contexts], "context_data.")
