@@ -137,6 +137,14 @@ class PostgresStorage(Storage):
         """The asyncpg pool while connected (for diagnostics of the pool itself)."""
         return self._pool
 
+    @property
+    def connection_dsn(self) -> str:
+        """The DSN *with its password*, for companion connections (read-only diagnostics).
+
+        Never display or log it: ``database_url`` is the masked form for that.
+        """
+        return self._dsn
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def connect(self) -> None:

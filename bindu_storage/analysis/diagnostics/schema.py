@@ -1,0 +1,87 @@
+"""Migration status (the schema's alembic revision vs head) and drift (declared vs existing).
+
+=================  ================================================================
+diagnostic         columns
+=================  ================================================================
+migration_status   schema_name, database_revision, head_revision, status
+schema_drift       kind, object_type, table_name, name, expected, actual
+=================  ================================================================
+
+``status`` is ``up to date``, ``behind head`` (older revision: run the migrations),
+``unknown revision`` (not among the scripts: written by a newer bindu-storage) or
+``not migrated`` (no ``alembic_version`` table). ``schema_drift`` has one row per difference
+between what the migrations declare (``bindu_storage.storage.schema.EXPECTED``) and what the
+catalog shows: ``kind`` is ``missing``, ``unexpected`` or ``different``; ``object_type`` is
+``table``, ``column``, ``index`` or ``constraint``. Drift is only meaningful once the schema is
+at the revision ``EXPECTED`` describes; otherwise ``attrs["note"]`` says so.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import asyncpg
+import pandas as pd
+from alembic.script import ScriptDirectory
+
+from bindu_storage.analysis.diagnostics.query import records_frame
+from bindu_storage.storage import migrate
+from bindu_storage.storage import schema as declared
+from bindu_storage.storage.sql import quote_ident, validate_schema_name
+
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "migration_status": ("schema_name", "database_revision", "head_revision", "status"),
+    "schema_drift": ("kind", "object_type", "table_name", "name", "expected", "actual"),
+}
+"""The documented columns of each diagnostic of this topic."""
+
+HAS_VERSION_TABLE = "SELECT to_regclass($1) IS NOT NULL"
+DATABASE_REVISION = "SELECT version_num FROM {schema}.alembic_version"
+
+
+@lru_cache(maxsize=1)
+def _known_revisions() -> frozenset[str]:
+    scripts = ScriptDirectory(str(migrate.script_location()))
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
+async def database_revision(conn: asyncpg.Connection, schema: str = "public") -> str | None:
+    """The alembic revision recorded in ``schema``, or None when it was never migrated."""
+    table = f"{quote_ident(validate_schema_name(schema))}.alembic_version"
+    if not await conn.fetchval(HAS_VERSION_TABLE, table):
+        return None
+    return await conn.fetchval(DATABASE_REVISION.format(schema=quote_ident(schema)))
+
+
+async def migration_status(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
+    """One row: the schema's revision, the newest revision of the scripts, and the verdict."""
+    current = await database_revision(conn, schema)
+    head = migrate.head_revision()
+    if current is None:
+        status = "not migrated"
+    elif current == head:
+        status = "up to date"
+    elif current in _known_revisions():
+        status = "behind head"
+    else:
+        status = "unknown revision"
+    return records_frame(
+        [(schema, current, head, status)], COLUMNS["migration_status"], ("text",) * 4
+    )
+
+
+async def schema_drift(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
+    """Every difference between the schema the migrations declare and ``schema`` as it is."""
+    actual = await declared.introspect(conn, validate_schema_name(schema))
+    drifts = declared.diff(declared.EXPECTED, actual)
+    frame = records_frame(
+        [(d.kind, d.object_type, d.table, d.name, d.expected, d.actual) for d in drifts],
+        COLUMNS["schema_drift"], ("text",) * 6,
+    )
+    current = await database_revision(conn, schema)
+    if current != declared.EXPECTED_REVISION:
+        frame.attrs["note"] = (
+            f"schema {schema!r} is at revision {current or 'none'}, the declared schema describes "
+            f"{declared.EXPECTED_REVISION}: migrate first, then read the drift"
+        )
+    return frame
