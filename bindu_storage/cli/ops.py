@@ -1,0 +1,83 @@
+"""``bindu-storage diagnose`` and ``bindu-storage migrate``: the commands of operations."""
+
+from __future__ import annotations
+
+import argparse
+import html
+
+from bindu_storage.cli.app import CliError, known_urls
+from bindu_storage.cli.common import schema_of, settings, target_url, where
+from bindu_storage.cli.table import render
+from bindu_storage.dsn import mask_secrets
+
+
+async def run_diagnose(args: argparse.Namespace) -> int:
+    """The ``diagnose`` command: the health report; exit 0 ok, 1 warn, 2 critical."""
+    from bindu_storage.analysis.diagnostics import health_report
+
+    cfg = settings()
+    url = target_url(args, cfg)
+    schema = schema_of(args, cfg)
+    report = await health_report(url, schema=schema)
+    if args.format == "json":
+        out = report.to_json()
+    elif args.format == "html":
+        title = html.escape(f"bindu-storage health report: {report.status}")
+        out = (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
+               f"<body>\n{report._repr_html_()}\n</body></html>")
+    else:
+        out = report.to_text()
+    print(mask_secrets(out, url, *known_urls(args)))
+    return report.exit_code
+
+
+def _history_rows(current: str | None, head: str) -> list[list[str]]:
+    from alembic.script import ScriptDirectory
+
+    from bindu_storage.storage import migrate
+
+    script = ScriptDirectory(str(migrate.script_location()))
+    rows = []
+    for rev in reversed(list(script.walk_revisions())):
+        hits = (("current", rev.revision == current), ("head", rev.revision == head))
+        marks = [m for m, hit in hits if hit]
+        doc = (rev.doc or "").strip().splitlines()[0] if rev.doc else ""
+        rows.append([rev.revision, doc, ", ".join(marks)])
+    return rows
+
+
+async def run_migrate(args: argparse.Namespace) -> int:
+    """The ``migrate`` command: upgrade, downgrade, current, history."""
+    from bindu_storage.storage import migrate
+
+    cfg = settings()
+    head = migrate.head_revision()
+    if args.action == "history":
+        current = None
+        if args.database_url or cfg.postgres_url or cfg.backend == "embedded":
+            current = await migrate.current_revision(target_url(args, cfg), schema_of(args, cfg))
+        print(render(["revision", "change", "mark"], _history_rows(current, head), right=()))
+        return 0
+    url = target_url(args, cfg)
+    schema = schema_of(args, cfg)
+    target = where(url, schema)
+    if args.revision is not None and args.action == "current":
+        raise CliError("--revision applies to upgrade and downgrade only")
+    before = await migrate.current_revision(url, schema)
+    if args.action == "current":
+        state = (
+            "up to date" if before == head else "not migrated" if before is None else f"behind head {head}"
+        )
+        print(f"{target}: {before or 'none'} ({state})")
+        return 0
+    if args.action == "upgrade":
+        await migrate.upgrade(url, schema, args.revision or "head")
+    else:
+        await migrate.downgrade(url, schema, args.revision or "-1")
+    after = await migrate.current_revision(url, schema)
+    verb = "upgraded" if args.action == "upgrade" else "downgraded"
+    if before == after:
+        print(f"{target}: already at {after or 'base'}, nothing to do")
+    else:
+        print(f"{target}: {verb} {before or 'base'} → {after or 'base'}")
+    return 0
