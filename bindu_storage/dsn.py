@@ -8,7 +8,9 @@ from urllib.parse import urlsplit, urlunsplit
 ACCEPTED_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg")
 """URL schemes accepted for ``DATABASE_URL``."""
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@", re.I)
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)?(?P<user>[^:/@\s]*):(?P<pw>[^/\s]*)@", re.I)
+# (the password runs to the LAST "@" of the authority, so an unencoded "@" inside it is masked
+# too; the scheme is optional, so "user:password@host" typed without one is masked as well)
 _PASSWORD_PARAM = re.compile(r"(?P<key>[?&]password=)[^&\s]*", re.I)
 
 
@@ -32,7 +34,7 @@ def to_sqlalchemy_url(url: str) -> str:
 
 def mask_url(url: str) -> str:
     """Replace the password of a URL (userinfo or ``password=`` parameter) with ``***``."""
-    masked = _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+    masked = _CREDENTIALS.sub(lambda m: f"{m['scheme'] or ''}{m['user']}:***@", url)
     return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}***", masked)
 
 

@@ -114,12 +114,12 @@ async def pg_storage(pg_url: str) -> AsyncIterator[PostgresStorage]:
 
 
 @pytest.fixture(params=["memory", "postgres"])
-async def storage(request: pytest.FixtureRequest) -> AsyncIterator[Storage]:
+async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[Storage]:
     """Each backend in turn, empty: the contract tests run once per backend."""
+    # pg_url is a parameter (not getfixturevalue): its asyncio.run() cannot run inside this loop
     if request.param == "memory":
         yield InMemoryStorage()
         return
-    pg_url = request.getfixturevalue("pg_url")
     await truncate(pg_url)
     pg = postgres_storage(pg_url)
     await pg.connect()

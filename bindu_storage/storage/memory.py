@@ -139,7 +139,7 @@ class InMemoryStorage(Storage):
     async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
         tid = v.as_uuid(task_id, "task_id")
         if history_length is not None:
-            v.check_window(history_length, 0)
+            v.check_window(history_length, 0, "history_length")
         row = self._tasks.get(tid)
         return row.to_task(history_length) if row else None
 
@@ -208,13 +208,16 @@ class InMemoryStorage(Storage):
         return row.to_task()
 
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
+        tid = v.as_uuid(task_id, "task_id")
         v.check_state(from_state, "from_state")
         v.check_state(to_state, "to_state")
-        row = self._row(task_id)
+        row = self._row(tid)
         if row.state != from_state:
             return False
-        if row.state in TERMINAL_STATES and to_state != row.state:
-            raise TerminalTaskError(row.id, row.state, f"cannot move to {to_state}")
+        if row.state in TERMINAL_STATES:
+            if to_state != row.state:
+                raise TerminalTaskError(row.id, row.state, f"cannot move to {to_state}")
+            return True  # asked to stay where it is: like update_task, nothing changes
         now = self.clock()
         self._set_state(row, to_state, now)
         row.updated_at = now
@@ -360,7 +363,7 @@ class InMemoryStorage(Storage):
     async def task_records(
         self, limit: int | None = None, offset: int = 0, since: datetime | None = None
     ) -> list[TaskRecord]:
-        v.check_window(limit, offset)
+        v.check_window(limit, offset, "limit")
         rows: Iterable[_TaskRow] = self._tasks.values()
         if since is not None:
             rows = (r for r in rows if r.updated_at >= since)
@@ -373,7 +376,7 @@ class InMemoryStorage(Storage):
     async def context_records(
         self, limit: int | None = None, offset: int = 0
     ) -> list[ContextRecord]:
-        v.check_window(limit, offset)
+        v.check_window(limit, offset, "limit")
         return [
             {"context_id": c.id, "context_data": clone(c.context_data),
              "message_history": clone(c.message_history), "owner_did": c.owner_did,
@@ -384,7 +387,7 @@ class InMemoryStorage(Storage):
     async def feedback_records(
         self, limit: int | None = None, offset: int = 0
     ) -> list[FeedbackRecord]:
-        v.check_window(limit, offset)
+        v.check_window(limit, offset, "limit")
         return [
             {**f, "feedback_data": clone(f["feedback_data"])}  # type: ignore[typeddict-item]
             for f in _window(self._feedback.values(), limit, offset)
@@ -393,7 +396,7 @@ class InMemoryStorage(Storage):
     async def task_events(
         self, task_id: IdLike | None = None, limit: int | None = None, offset: int = 0
     ) -> list[TaskEvent]:
-        v.check_window(limit, offset)
+        v.check_window(limit, offset, "limit")
         events: Iterable[TaskEvent] = self._events.values()
         if task_id is not None:
             tid = v.as_uuid(task_id, "task_id")

@@ -60,6 +60,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,  # 57P03 (starting up)
     asyncpg.exceptions.AdminShutdownError,  # 57P01 (server restart)
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    # what asyncpg raises on reusing a pooled connection the server closed while it sat idle
+    # ("cannot switch to state 11; another operation (2) is in progress")
+    asyncpg.exceptions.InternalClientError,
     ConnectionError,
     OSError,
 )
@@ -179,6 +182,13 @@ class PostgresStorage(Storage):
         for n in range(self.max_retries + 1):
             try:
                 return await attempt()
+            except StorageError:
+                raise  # our typed errors are final (OwnershipError is a PermissionError: an OSError)
+            except TimeoutError as exc:  # also an OSError, but a statement past its bound is final
+                raise TimeoutError(
+                    f"{what} timed out on {describe_target(self._dsn)} "
+                    f"(timeout {self.timeout}s, command_timeout {self.command_timeout}s)"
+                ) from exc
             except TRANSIENT_ERRORS as exc:
                 if n == self.max_retries:
                     raise StorageConnectionError(
@@ -203,7 +213,14 @@ class PostgresStorage(Storage):
         async def attempt() -> T:
             pool = await self._pool_or_connect()
             async with pool.acquire(timeout=self.timeout) as conn:
-                return await work(conn)
+                try:
+                    return await work(conn)
+                except asyncpg.InterfaceError as exc:
+                    # a transaction whose connection died says so on exit ("connection is closed"),
+                    # hiding the transient connection error that caused it: raise that one
+                    if isinstance(exc.__context__, TRANSIENT_ERRORS):
+                        raise exc.__context__ from None
+                    raise
 
         try:
             return await self._retry(attempt, what)
@@ -230,7 +247,7 @@ class PostgresStorage(Storage):
     async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
         tid = v.as_uuid(task_id, "task_id")
         if history_length is not None:
-            v.check_window(history_length, 0)
+            v.check_window(history_length, 0, "history_length")
         row = await self._fetchrow(self.sql.load_task, tid, history_length)
         return task_from_row(row) if row else None
 
@@ -412,7 +429,7 @@ class PostgresStorage(Storage):
     async def task_records(
         self, limit: int | None = None, offset: int = 0, since: datetime | None = None
     ) -> list[TaskRecord]:
-        v.check_window(limit, offset)
+        v.check_window(limit, offset, "limit")
         rows = await self._fetch(self.sql.task_records, limit, offset, since)
         return [
             {"task": task_from_row(r), "owner_did": r["owner_did"],
@@ -423,18 +440,18 @@ class PostgresStorage(Storage):
     async def context_records(
         self, limit: int | None = None, offset: int = 0
     ) -> list[ContextRecord]:
-        v.check_window(limit, offset)
+        v.check_window(limit, offset, "limit")
         return [dict(r) for r in await self._fetch(self.sql.context_records, limit, offset)]  # type: ignore[misc]
 
     async def feedback_records(
         self, limit: int | None = None, offset: int = 0
     ) -> list[FeedbackRecord]:
-        v.check_window(limit, offset)
+        v.check_window(limit, offset, "limit")
         return [dict(r) for r in await self._fetch(self.sql.feedback_records, limit, offset)]  # type: ignore[misc]
 
     async def task_events(
         self, task_id: IdLike | None = None, limit: int | None = None, offset: int = 0
     ) -> list[TaskEvent]:
-        v.check_window(limit, offset)
+        v.check_window(limit, offset, "limit")
         tid = v.as_uuid(task_id, "task_id") if task_id is not None else None
         return [dict(r) for r in await self._fetch(self.sql.task_events, tid, limit, offset)]  # type: ignore[misc]

@@ -126,13 +126,14 @@ class Statements:
     update_task_state_if: str = (
         "WITH cur AS (SELECT id, state FROM {s}.tasks WHERE id = $1 FOR UPDATE),"
         " upd AS (UPDATE {s}.tasks t SET state = $3, state_timestamp = now(), updated_at = now()"
-        f"   FROM cur WHERE t.id = cur.id AND cur.state = $2"
-        f"   AND (cur.state NOT IN ({_TERMINAL}) OR $3 = cur.state)"
+        f"   FROM cur WHERE t.id = cur.id AND cur.state = $2 AND cur.state NOT IN ({_TERMINAL})"
         "   RETURNING t.id, t.state, t.state_timestamp),"
         " ev AS (INSERT INTO {s}.task_events (task_id, from_state, to_state, at)"
         "   SELECT upd.id, cur.state, upd.state, upd.state_timestamp FROM upd, cur"
         "   WHERE cur.state <> upd.state)"
-        " SELECT cur.state AS prior_state, upd.id IS NOT NULL AS moved FROM cur LEFT JOIN upd ON true"
+        # a terminal task asked to stay where it is: True, and (like update_task) nothing changes
+        " SELECT cur.state AS prior_state, upd.id IS NOT NULL OR (cur.state = $2 AND cur.state = $3)"
+        "   AS moved FROM cur LEFT JOIN upd ON true"
     )
     list_tasks: str = (
         "SELECT " + TASK_COLUMNS + " FROM {s}.tasks t"

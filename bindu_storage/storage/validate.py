@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from bindu_storage.errors import InvalidTypeError, InvalidValueError
 from bindu_storage.types import TASK_STATES
+
+_INT_LIMIT = 10**4300  # json.dumps (and so every backend) refuses integers with more digits
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -43,10 +46,10 @@ def check_state(state: object, name: str = "state") -> str:
     return state
 
 
-def check_window(length: int | None, offset: int) -> None:
-    """Check a ``length``/``offset`` pair of a listing call."""
+def check_window(length: int | None, offset: int, length_name: str = "length") -> None:
+    """Check a ``length``/``offset`` pair of a listing call (``length_name`` names the first)."""
     if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 0):
-        raise InvalidValueError(f"length must be a non-negative integer or None, got {length!r}")
+        raise InvalidValueError(f"{length_name} must be a non-negative integer or None, got {length!r}")
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidValueError(f"offset must be a non-negative integer, got {offset!r}")
 
@@ -68,8 +71,12 @@ def json_value(value: Any, name: str) -> Any:
 
 
 def _copy(value: Any, path: str) -> Any:
-    if value is None or isinstance(value, bool | int):
+    if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, int):
+        if -_INT_LIMIT < value < _INT_LIMIT:
+            return int(value)
+        raise InvalidValueError(f"{path} is an integer too large to store as JSON (over 4300 digits)")
     if isinstance(value, str):
         if "\x00" in value:
             raise InvalidValueError(f"{path} contains a NUL character, which PostgreSQL JSONB rejects")
@@ -79,7 +86,9 @@ def _copy(value: Any, path: str) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidValueError(f"{path} is {value!r}, which is not valid JSON")
-        return value
+        if abs(value) >= 1e16:  # JSON text "1e+23" is the integer 10**23, as PostgreSQL keeps it
+            return int(Decimal(repr(value)))
+        return float(value)
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
