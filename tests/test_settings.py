@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import traceback
+import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
 from pydantic import ValidationError
 
@@ -303,16 +305,22 @@ async def test_factory_follows_the_environment(env: pytest.MonkeyPatch, pg_url: 
 
 async def test_factory_overrides_win_over_settings(env: pytest.MonkeyPatch, pg_url: str) -> None:
     settings = StorageSettings(_env_file=None)  # memory by default
+    schema = f"factory_{uuid.uuid4().hex[:8]}"
     storage = await create_storage(
         "postgres", settings=settings, database_url=pg_url.replace("postgresql://", "postgresql+asyncpg://"),
-        pool_min=1, pool_max=2, run_migrations=True, schema="factory_override",
+        pool_min=1, pool_max=2, run_migrations=True, schema=schema,
     )
     try:
         assert isinstance(storage, PostgresStorage)
-        assert storage.schema == "factory_override" and storage.pool_max == 2
+        assert storage.schema == schema and storage.pool_max == 2
         assert await storage.list_tasks() == []  # migrated on connect: the tables exist
     finally:
         await close_storage(storage)
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
 
 
 async def test_factory_refuses_unknown_backend_and_memory_options(env: pytest.MonkeyPatch) -> None:
