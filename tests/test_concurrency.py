@@ -11,6 +11,8 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from conftest import postgres_storage, truncate
+
 from bindu_storage import OwnershipError, Storage
 
 
@@ -167,3 +169,19 @@ async def test_concurrent_feedback_and_context_appends_lose_nothing(storage: Sto
     assert Counter(m["message_id"] for m in record["message_history"]) == Counter(
         n["message_id"] for n in notes
     )
+
+
+async def test_concurrent_submits_into_one_new_context_need_no_retry(pg_url: str) -> None:
+    """No lock-order deadlock between submits creating tasks in one new context.
+
+    With retries off, a deadlock (which the server breaks by aborting one transaction) would
+    surface as an error instead of being hidden by a retry.
+    """
+    await truncate(pg_url)
+    async with postgres_storage(pg_url, max_retries=0, pool_max=10) as storage:
+        for _ in range(5):
+            cid = uuid.uuid4()
+            tids = [uuid.uuid4() for _ in range(10)]
+            await asyncio.gather(*(storage.submit_task(cid, message(t, cid, "hi")) for t in tids))
+            assert [t["id"] for t in await storage.list_tasks_by_context(cid)] != []
+            assert await storage.count_tasks() % 10 == 0

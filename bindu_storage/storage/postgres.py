@@ -263,7 +263,7 @@ class PostgresStorage(Storage):
             async with conn.transaction():
                 owners = await conn.fetch(self.sql.ensure_context, cid, caller)
                 if not owners:  # created by a concurrent transaction after our snapshot
-                    owners = await conn.fetch(self.sql.lock_context_owner, cid)
+                    owners = await conn.fetch(self.sql.context_owner, cid)
                 owner = owners[0]["owner_did"]
                 if owner is not None and owner != caller:
                     raise OwnershipError(cid, caller)

@@ -66,7 +66,10 @@ class Statements:
         "SELECT owner_did FROM ins UNION ALL "
         "SELECT owner_did FROM {s}.contexts WHERE id = $1 LIMIT 1"
     )
-    lock_context_owner: str = "SELECT owner_did FROM {s}.contexts WHERE id = $1 FOR SHARE"
+    # No FOR SHARE here: two submits holding a share lock and then both updating the context's
+    # updated_at deadlock. The owner never changes once set, and the task's foreign key check
+    # keeps the context from vanishing under the insert.
+    context_owner: str = "SELECT owner_did FROM {s}.contexts WHERE id = $1"
     insert_task: str = (
         "WITH ins AS ("
         " INSERT INTO {s}.tasks (id, context_id, state, state_timestamp, history, owner_did)"
