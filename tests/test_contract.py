@@ -514,6 +514,48 @@ async def test_every_state_change_records_an_event(storage: Storage) -> None:
     assert final is not None and parse_timestamp(final["status"]["timestamp"]) == stamps[-1]
 
 
+# --- append_artifact_chunk (streaming) -------------------------------------------------------
+
+
+async def test_artifact_chunks_extend_the_artifact_with_the_same_id(storage: Storage) -> None:
+    task = await task_in_state(storage, "working")
+    tid = task["id"]
+    first = {"artifact_id": "stream", "name": "answer", "parts": [{"kind": "text", "text": "Hel"}]}
+    await storage.append_artifact_chunk(tid, first)
+    await storage.append_artifact_chunk(tid, {"artifact_id": "other", "parts": []})
+    await storage.append_artifact_chunk(
+        tid, {"artifact_id": "stream", "parts": [{"kind": "text", "text": "lo"}]}
+    )
+    stored = await storage.load_task(tid)
+    assert stored is not None
+    assert [a["artifact_id"] for a in stored["artifacts"]] == ["stream", "other"]
+    assert stored["artifacts"][0]["name"] == "answer"
+    assert [p["text"] for p in stored["artifacts"][0]["parts"]] == ["Hel", "lo"]
+    assert first["parts"] == [{"kind": "text", "text": "Hel"}]  # the input was not mutated
+    assert stored["status"]["state"] == "working"
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL_STATES))
+async def test_artifact_chunks_are_refused_on_terminal_tasks(storage: Storage, state: str) -> None:
+    task = await task_in_state(storage, state)
+    before = await snapshot(storage)
+    with pytest.raises(TerminalTaskError):
+        await storage.append_artifact_chunk(task["id"], artifact())
+    assert await snapshot(storage) == before
+
+
+async def test_artifact_chunk_bad_input(storage: Storage) -> None:
+    with pytest.raises(TaskNotFoundError):
+        await storage.append_artifact_chunk(new_id(), artifact())
+    task = await new_task(storage)
+    with pytest.raises(InvalidValueError, match="artifact_id"):
+        await storage.append_artifact_chunk(task["id"], {"parts": []})  # type: ignore[typeddict-item]
+    with pytest.raises(InvalidValueError, match="not JSON"):
+        await storage.append_artifact_chunk(task["id"], {"artifact_id": "a", "parts": [{1, 2}]})  # type: ignore[list-item]
+    with pytest.raises(InvalidTypeError):
+        await storage.append_artifact_chunk(task["id"], "chunk")  # type: ignore[arg-type]
+
+
 # --- update_task_state_if --------------------------------------------------------------------
 
 

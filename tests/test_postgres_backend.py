@@ -361,6 +361,27 @@ async def test_killed_feedback_is_retried_and_stored_once(
     assert await pg_storage.get_task_feedback(tid) == [{"rating": 5}]
 
 
+async def test_killed_artifact_chunk_is_not_retried(
+    pg_storage: PostgresStorage, admin: asyncpg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A chunk has no id to de-duplicate by: once it may have reached the server, no retry."""
+    tid, _ = await new_task(pg_storage)
+    chunk = {"artifact_id": "stream", "parts": [{"kind": "text", "text": "part"}]}
+    with caplog.at_level(logging.WARNING):
+        running = await kill_while_blocked(
+            admin, "SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", (tid,),
+            pg_storage.append_artifact_chunk(tid, chunk),
+        )
+        with pytest.raises(StorageConnectionError, match="not retried"):
+            await running
+    assert retries_logged(caplog) == 0
+    task = await pg_storage.load_task(tid)
+    assert task is not None and task["artifacts"] == []  # killed before commit: applied zero times
+    await pg_storage.append_artifact_chunk(tid, chunk)  # the caller decides to send it again
+    task = await pg_storage.load_task(tid)
+    assert task is not None and task["artifacts"] == [chunk]
+
+
 async def test_no_retries_means_a_connection_error_and_nothing_applied(
     pg_url: str, admin: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:

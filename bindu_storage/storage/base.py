@@ -85,6 +85,14 @@ class Storage(ABC):
         """
 
     @abstractmethod
+    async def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
+        """Streaming: extend the parts of the artifact with this ``artifact_id``, or append it.
+
+        Refused on a terminal task. A chunk carries no id of its own, so unlike other writes it
+        is not retried once it may have reached the server (``StorageConnectionError`` instead).
+        """
+
+    @abstractmethod
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
         """Atomically move the task from ``from_state`` to ``to_state``; False if not in it."""
 

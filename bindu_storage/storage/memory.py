@@ -71,6 +71,14 @@ class _TaskRow:
 
 
 @dataclass
+class _Attachments:
+    """Ids of a task's feedback and events, so per-task reads do not scan every record."""
+
+    feedback_ids: list[int] = field(default_factory=list)
+    event_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
 class _ContextRow:
     id: UUID
     owner_did: str | None
@@ -100,6 +108,7 @@ class InMemoryStorage(Storage):
         self._contexts: dict[UUID, _ContextRow] = {}
         self._feedback: dict[int, FeedbackRecord] = {}
         self._events: dict[int, TaskEvent] = {}
+        self._attached: dict[UUID, _Attachments] = {}
         self._webhooks: dict[UUID, PushNotificationConfig] = {}
         self._feedback_ids = itertools.count(1)
         self._event_ids = itertools.count(1)
@@ -121,6 +130,7 @@ class InMemoryStorage(Storage):
         self._events[event_id] = {
             "id": event_id, "task_id": task_id, "from_state": old, "to_state": new, "at": at,
         }
+        self._attached.setdefault(task_id, _Attachments()).event_ids.append(event_id)
 
     def _set_state(self, row: _TaskRow, state: str, now: datetime) -> None:
         if state != row.state:
@@ -206,6 +216,21 @@ class InMemoryStorage(Storage):
         row.metadata.update(meta)
         row.updated_at = now
         return row.to_task()
+
+    async def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
+        tid = v.as_uuid(task_id, "task_id")
+        chunk = v.artifacts([artifact], "artifact")[0]
+        row = self._tasks.get(tid)
+        if row is None:
+            raise TaskNotFoundError(tid)
+        if row.state in TERMINAL_STATES:
+            raise TerminalTaskError(tid, row.state, "cannot append artifact chunks")
+        existing = next((a for a in row.artifacts if a["artifact_id"] == chunk["artifact_id"]), None)
+        if existing is None:
+            row.artifacts.append(chunk)
+        else:
+            existing["parts"] = [*existing.get("parts", []), *chunk.get("parts", [])]
+        row.updated_at = self.clock()
 
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
         tid = v.as_uuid(task_id, "task_id")
@@ -313,15 +338,18 @@ class InMemoryStorage(Storage):
         for tid in task_ids:
             self._tasks.pop(tid, None)
             self._webhooks.pop(tid, None)
-        for store in (self._feedback, self._events):
-            for key in [k for k, rec in store.items() if rec["task_id"] in task_ids]:
-                del store[key]
+            attached = self._attached.pop(tid, _Attachments())
+            for fid in attached.feedback_ids:
+                del self._feedback[fid]
+            for eid in attached.event_ids:
+                del self._events[eid]
 
     async def clear_all(self) -> None:
         self._tasks.clear()
         self._contexts.clear()
         self._feedback.clear()
         self._events.clear()
+        self._attached.clear()
         self._webhooks.clear()
 
     # --- feedback ----------------------------------------------------------------------------
@@ -333,10 +361,12 @@ class InMemoryStorage(Storage):
             raise TaskNotFoundError(tid)
         fid = next(self._feedback_ids)
         self._feedback[fid] = {"id": fid, "task_id": tid, "feedback_data": data, "created_at": self.clock()}
+        self._attached.setdefault(tid, _Attachments()).feedback_ids.append(fid)
 
     async def get_task_feedback(self, task_id: IdLike) -> list[dict[str, Any]] | None:
         tid = v.as_uuid(task_id, "task_id")
-        found = [clone(f["feedback_data"]) for f in self._feedback.values() if f["task_id"] == tid]
+        attached = self._attached.get(tid)
+        found = [clone(self._feedback[i]["feedback_data"]) for i in attached.feedback_ids] if attached else []
         return found or None
 
     # --- webhook configs ---------------------------------------------------------------------
@@ -399,8 +429,8 @@ class InMemoryStorage(Storage):
         v.check_window(limit, offset, "limit")
         events: Iterable[TaskEvent] = self._events.values()
         if task_id is not None:
-            tid = v.as_uuid(task_id, "task_id")
-            events = (e for e in events if e["task_id"] == tid)
+            attached = self._attached.get(v.as_uuid(task_id, "task_id"))
+            events = (self._events[i] for i in attached.event_ids) if attached else ()
         return [dict(e) for e in _window(events, limit, offset)]  # type: ignore[misc]
 
     # --- lifecycle ---------------------------------------------------------------------------

@@ -203,13 +203,26 @@ class PostgresStorage(Storage):
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    def _outcome_unknown(self, what: str, exc: BaseException) -> StorageConnectionError:
+        return StorageConnectionError(
+            f"{what}: the connection failed after the statement may have reached "
+            f"{describe_target(self._dsn)}; not retried, since it is not idempotent "
+            f"({mask_secrets(str(exc) or type(exc).__name__, self._dsn)})"
+        )
+
     async def _pool_or_connect(self) -> asyncpg.Pool:
         if self._pool is None:
             await self.connect()
         assert self._pool is not None
         return self._pool
 
-    async def _with_conn(self, work: Callable[[asyncpg.Connection], Awaitable[T]], what: str) -> T:
+    async def _with_conn(
+        self,
+        work: Callable[[asyncpg.Connection], Awaitable[T]],
+        what: str,
+        *,
+        idempotent: bool = True,
+    ) -> T:
         async def attempt() -> T:
             pool = await self._pool_or_connect()
             async with pool.acquire(timeout=self.timeout) as conn:
@@ -219,7 +232,13 @@ class PostgresStorage(Storage):
                     # a transaction whose connection died says so on exit ("connection is closed"),
                     # hiding the transient connection error that caused it: raise that one
                     if isinstance(exc.__context__, TRANSIENT_ERRORS):
+                        if not idempotent:
+                            raise self._outcome_unknown(what, exc.__context__) from None
                         raise exc.__context__ from None
+                    raise
+                except TRANSIENT_ERRORS as exc:
+                    if not idempotent and not isinstance(exc, TimeoutError | StorageError):
+                        raise self._outcome_unknown(what, exc) from None
                     raise
 
         try:
@@ -306,6 +325,19 @@ class PostgresStorage(Storage):
             detail = f"cannot move to {state}" if state != prior else "cannot append messages or artifacts"
             raise TerminalTaskError(tid, prior, detail)
         return task_from_row(row)
+
+    async def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
+        tid = v.as_uuid(task_id, "task_id")
+        chunk = v.artifacts([artifact], "artifact")[0]
+        row = await self._with_conn(
+            lambda c: c.fetchrow(self.sql.append_artifact_chunk, tid, chunk),
+            "append_artifact_chunk",
+            idempotent=False,
+        )
+        if row is None:
+            raise TaskNotFoundError(tid)
+        if not row["appended"]:
+            raise TerminalTaskError(tid, row["prior_state"], "cannot append artifact chunks")
 
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
         tid = v.as_uuid(task_id, "task_id")

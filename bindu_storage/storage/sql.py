@@ -126,6 +126,20 @@ class Statements:
         "   AS grows, upd.id, upd.context_id, upd.state, upd.state_timestamp, upd.history,"
         "   upd.artifacts, upd.metadata FROM cur LEFT JOIN upd ON true"
     )
+    append_artifact_chunk: str = (
+        "WITH cur AS (SELECT id, state, coalesce(artifacts, '[]') AS artifacts FROM {s}.tasks"
+        "   WHERE id = $1 FOR UPDATE),"
+        " upd AS (UPDATE {s}.tasks t SET updated_at = now(), artifacts = CASE"
+        "   WHEN cur.artifacts @> jsonb_build_array("
+        "     jsonb_build_object('artifact_id', $2::jsonb->'artifact_id'))"
+        "   THEN (SELECT jsonb_agg(CASE WHEN a->'artifact_id' = $2::jsonb->'artifact_id'"
+        "     THEN jsonb_set(a, '{{parts}}',"
+        "       coalesce(a->'parts', '[]') || coalesce($2::jsonb->'parts', '[]'))"
+        "     ELSE a END ORDER BY o) FROM jsonb_array_elements(cur.artifacts) WITH ORDINALITY AS x(a, o))"
+        "   ELSE cur.artifacts || jsonb_build_array($2::jsonb) END"
+        f"   FROM cur WHERE t.id = cur.id AND cur.state NOT IN ({_TERMINAL}) RETURNING t.id)"
+        " SELECT cur.state AS prior_state, EXISTS (SELECT 1 FROM upd) AS appended FROM cur"
+    )
     update_task_state_if: str = (
         "WITH cur AS (SELECT id, state FROM {s}.tasks WHERE id = $1 FOR UPDATE),"
         " upd AS (UPDATE {s}.tasks t SET state = $3, state_timestamp = now(), updated_at = now()"
