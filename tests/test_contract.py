@@ -776,6 +776,7 @@ async def test_append_to_contexts(storage: Storage) -> None:
         pytest.param({"message_id": "m"}, TypeError, "messages", id="dict"),
         pytest.param([{"text": "no id"}], ValueError, "message_id", id="no-id"),
         pytest.param([1], TypeError, "messages[0]", id="int-item"),
+        pytest.param(None, TypeError, "messages", id="none"),
     ],
 )
 async def test_append_to_contexts_refuses_bad_messages(

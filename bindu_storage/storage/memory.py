@@ -301,7 +301,7 @@ class InMemoryStorage(Storage):
 
     async def append_to_contexts(self, context_id: IdLike, messages: Sequence[Message]) -> None:
         cid = v.as_uuid(context_id, "context_id")
-        msgs = v.messages(messages, "messages")
+        msgs = v.required_messages(messages, "messages")
         now = self.clock()
         ctx = self._context(cid, None, now)
         ctx.message_history.extend(v.new_only(ctx.message_history, msgs, "message_id"))

@@ -393,7 +393,7 @@ class PostgresStorage(Storage):
 
     async def append_to_contexts(self, context_id: IdLike, messages: Sequence[Message]) -> None:
         cid = v.as_uuid(context_id, "context_id")
-        await self._execute(self.sql.append_to_context, cid, v.messages(messages, "messages"))
+        await self._execute(self.sql.append_to_context, cid, v.required_messages(messages, "messages"))
 
     async def list_contexts(
         self, length: int | None = None, offset: int = 0, owner_did: str | None = None

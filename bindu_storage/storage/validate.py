@@ -135,6 +135,13 @@ def _items(values: Sequence[Any] | None, name: str, id_key: str) -> list[dict[st
     return out
 
 
+def required_messages(values: Sequence[Any], name: str) -> list[dict[str, Any]]:
+    """Like ``messages`` but ``None`` is refused (the argument is not optional)."""
+    if values is None:
+        raise InvalidTypeError(f"{name} must be a list of messages, got None")
+    return messages(values, name)
+
+
 def messages(values: Sequence[Any] | None, name: str = "new_messages") -> list[dict[str, Any]]:
     """Validated JSON copies of messages, de-duplicated by ``message_id``."""
     return _items(values, name, "message_id")
