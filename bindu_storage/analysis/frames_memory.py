@@ -1,0 +1,345 @@
+"""The frame loaders on a Storage's read API (the in-memory backend, or any other Storage).
+
+Each loader reproduces, value by value, what ``frames_sql`` makes PostgreSQL compute: the same
+filters (``TaskFilters.matches`` with ``jsonb_contains`` for ``@>``), the same JSON rules (only
+JSON strings read as text, ``pg_number_text`` for numbers), the same flattening plan
+(``plan_columns`` over the discovered key paths). The result is a dict of column lists that
+``build_frame`` turns into the same dtypes as the PostgreSQL path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from bindu_storage.analysis.filters import jsonb_contains
+from bindu_storage.analysis.frames_args import TaskFilters, within
+from bindu_storage.analysis.frames_columns import (
+    FlatColumn,
+    PathInfo,
+    as_int64,
+    as_rating,
+    json_type,
+    plan_columns,
+)
+from bindu_storage.analysis.frames_redact import REDACTED, is_secret_key, redact
+from bindu_storage.analysis.frames_sql import FEEDBACK_OWN_KEYS
+from bindu_storage.storage.base import Storage
+from bindu_storage.types import TaskRecord
+
+Columns = dict[str, list[Any]]
+"""Column name → values, the input of ``build_frame``."""
+
+_MISSING = object()
+_INDEX = re.compile(r"^-?[0-9]+$")
+
+
+# --- JSON helpers ---------------------------------------------------------------------------------
+
+
+def discover(docs: Iterable[Any]) -> list[PathInfo]:
+    """Every key path to a non-object value in ``docs``, with its JSON types."""
+    found: dict[tuple[str, ...], tuple[set[str], list[bool]]] = {}
+
+    def walk(obj: dict[str, Any], prefix: tuple[str, ...]) -> None:
+        for key, value in obj.items():
+            path = (*prefix, key)
+            if isinstance(value, dict):
+                walk(value, path)
+                continue
+            types, all_int = found.setdefault(path, (set(), [True]))
+            kind = json_type(value)
+            types.add(kind)
+            if kind == "number" and as_int64(value) is None:
+                all_int[0] = False
+
+    for doc in docs:
+        if isinstance(doc, dict):
+            walk(doc, ())
+    return [PathInfo(path, frozenset(t), a[0]) for path, (t, a) in found.items()]
+
+
+def get_path(doc: Any, path: tuple[str, ...]) -> Any:
+    """PostgreSQL's ``doc #> path``: keys into objects, integer keys into arrays."""
+    node = doc
+    for key in path:
+        if isinstance(node, dict):
+            if key not in node:
+                return _MISSING
+            node = node[key]
+        elif isinstance(node, list) and _INDEX.match(key):
+            i = int(key)
+            if not -len(node) <= i < len(node):
+                return _MISSING
+            node = node[i]
+        else:
+            return _MISSING
+    return node
+
+
+def _read(value: Any, kind: str) -> Any:
+    """The column value for one JSON value, or _MISSING when it does not fit the kind."""
+    if value is _MISSING or value is None:
+        return _MISSING
+    if kind == "secret":
+        return REDACTED
+    if kind == "str":
+        return value if isinstance(value, str) else _MISSING
+    if kind == "bool":
+        return value if isinstance(value, bool) else _MISSING
+    if kind == "Int64":
+        number = as_int64(value)
+        return _MISSING if number is None else number
+    if kind == "float":
+        return float(value) if json_type(value) == "number" else _MISSING
+    return _MISSING if isinstance(value, dict) else redact(value)
+
+
+def flat_value(doc: Any, col: FlatColumn) -> Any:
+    """One row's value of a flattened column (the first path that fits wins), or None."""
+    for path in col.paths:
+        value = _read(get_path(doc, path), col.kind)
+        if value is not _MISSING:
+            return value
+    return None
+
+
+def plan(prefix: str, docs: Sequence[Any], wanted: list[str] | None, exclude: Any = ()) -> list[FlatColumn]:
+    """The flattened columns of ``docs`` (as ``frames_sql`` plans them from discovery)."""
+    return plan_columns(prefix, discover(docs), secret=is_secret_key, exclude=exclude, wanted=wanted)
+
+
+def _add_flat(out: Columns, cols: list[FlatColumn], docs: Sequence[Any]) -> None:
+    for col in cols:
+        out[col.name] = [flat_value(doc, col) for doc in docs]
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _parts(item: Any) -> list[Any]:
+    parts = item.get("parts") if isinstance(item, dict) else None
+    return parts if isinstance(parts, list) else []
+
+
+def parts_text(item: Any) -> str | None:
+    """The text parts of a message or artifact joined with newlines, or None."""
+    texts = [
+        p["text"] for p in _parts(item)
+        if isinstance(p, dict) and p.get("kind") == "text" and isinstance(p.get("text"), str)
+    ]
+    return "\n".join(texts) if texts else None
+
+
+def parts_kinds(item: Any) -> str | None:
+    """The part kinds of a message or artifact joined with commas, or None."""
+    kinds = [p["kind"] for p in _parts(item) if isinstance(p, dict) and isinstance(p.get("kind"), str)]
+    return ",".join(kinds) if kinds else None
+
+
+def _id(value: Any) -> str | None:
+    return str(value) if isinstance(value, UUID) else _str(value)
+
+
+def _array(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+# --- loaders --------------------------------------------------------------------------------------
+
+
+async def select_tasks(storage: Storage, f: TaskFilters) -> list[TaskRecord]:
+    """The task records passing the filters, oldest first."""
+    records = await storage.task_records(since=f.updated_after)
+    return [r for r in records if f.matches(r, jsonb_contains)]
+
+
+def _limit(items: list[Any], limit: int | None) -> list[Any]:
+    return items if limit is None else items[:limit]
+
+
+async def tasks_columns(
+    storage: Storage, f: TaskFilters, limit: int | None, metadata_columns: list[str] | None
+) -> tuple[Columns, list[FlatColumn]]:
+    """The columns of ``tasks_frame``."""
+    records = _limit(await select_tasks(storage, f), limit)
+    ratings: dict[UUID, list[int | None]] = defaultdict(list)
+    for entry in await storage.feedback_records():
+        ratings[entry["task_id"]].append(as_rating(entry["feedback_data"].get("rating")))
+    out: Columns = defaultdict(list)
+    for r in records:
+        task = r["task"]
+        given = [x for x in ratings.get(task["id"], []) if x is not None]
+        out["id"].append(str(task["id"]))
+        out["context_id"].append(str(task["context_id"]))
+        out["state"].append(task["status"]["state"])
+        out["state_timestamp"].append(datetime.fromisoformat(task["status"]["timestamp"]))
+        out["created_at"].append(r["created_at"])
+        out["updated_at"].append(r["updated_at"])
+        out["history_len"].append(len(_array(task.get("history"))))
+        out["artifact_count"].append(len(_array(task.get("artifacts"))))
+        out["feedback_count"].append(len(ratings.get(task["id"], [])))
+        out["mean_rating"].append(sum(given) / len(given) if given else None)
+        out["owner_did"].append(r["owner_did"])
+    docs = [r["task"].get("metadata") for r in records]
+    flat = plan("metadata", docs, metadata_columns)
+    _add_flat(out, flat, docs)
+    return out, flat
+
+
+async def items_columns(storage: Storage, f: TaskFilters, limit: int | None, kind: str) -> Columns:
+    """The columns of ``messages_frame`` (kind ``history``) or ``artifacts_frame`` (``artifacts``)."""
+    fields = ("message_id", "role") if kind == "history" else ("artifact_id", "name", "description")
+    out: Columns = defaultdict(list)
+    n = 0
+    for r in await select_tasks(storage, f):
+        task = r["task"]
+        for position, item in enumerate(_array(task.get(kind))):
+            if limit is not None and n >= limit:
+                return out
+            n += 1
+            out["task_id"].append(str(task["id"]))
+            out["context_id"].append(str(task["context_id"]))
+            out["position"].append(position)
+            for name in fields:
+                out[name].append(_id(item.get(name)) if isinstance(item, dict) else None)
+            out["text"].append(parts_text(item))
+            out["part_kinds"].append(parts_kinds(item))
+    return out
+
+
+async def contexts_columns(
+    storage: Storage,
+    context_ids: Sequence[UUID] | None,
+    windows: dict[str, tuple[datetime | None, datetime | None]],
+    context_data: dict[str, Any] | None,
+    owner_did: str | None,
+    limit: int | None,
+    data_columns: list[str] | None,
+) -> tuple[Columns, list[FlatColumn]]:
+    """The columns of ``contexts_frame``."""
+    task_counts: dict[UUID, int] = defaultdict(int)
+    for r in await storage.task_records():
+        task_counts[r["task"]["context_id"]] += 1
+    chosen = []
+    for c in await storage.context_records():
+        if context_ids is not None and c["context_id"] not in context_ids:
+            continue
+        if not all(within(c[col], *bounds) for col, bounds in windows.items()):  # type: ignore[literal-required]
+            continue
+        if context_data is not None and not jsonb_contains(c["context_data"], context_data):
+            continue
+        if owner_did is not None and c["owner_did"] != owner_did:
+            continue
+        chosen.append(c)
+    chosen = _limit(chosen, limit)
+    out: Columns = defaultdict(list)
+    for c in chosen:
+        out["context_id"].append(str(c["context_id"]))
+        out["task_count"].append(task_counts.get(c["context_id"], 0))
+        out["message_history_len"].append(len(_array(c["message_history"])))
+        out["created_at"].append(c["created_at"])
+        out["updated_at"].append(c["updated_at"])
+        out["owner_did"].append(c["owner_did"])
+    docs = [c["context_data"] for c in chosen]
+    flat = plan("context_data", docs, data_columns)
+    _add_flat(out, flat, docs)
+    return out, flat
+
+
+async def feedback_columns(
+    storage: Storage,
+    f: TaskFilters,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int | None,
+    with_task: bool,
+    task_metadata: list[str] | None,
+    feedback_keys: list[str] | None,
+) -> tuple[Columns, list[FlatColumn]]:
+    """The columns of ``feedback_frame``."""
+    tasks = {r["task"]["id"]: r for r in await select_tasks(storage, f)}
+    entries = [
+        e for e in await storage.feedback_records()
+        if e["task_id"] in tasks and within(e["created_at"], since, until)
+    ]
+    entries = _limit(entries, limit)
+    out: Columns = defaultdict(list)
+    for e in entries:
+        data = e["feedback_data"]
+        out["id"].append(e["id"])
+        out["task_id"].append(str(e["task_id"]))
+        out["created_at"].append(e["created_at"])
+        out["rating"].append(as_rating(data.get("rating")))
+        comment = _str(data.get("comment"))
+        out["comment"].append(comment if comment is not None else _str(data.get("feedback")))
+        if with_task:
+            task = tasks[e["task_id"]]["task"]
+            out["context_id"].append(str(task["context_id"]))
+            out["state"].append(task["status"]["state"])
+    docs = [e["feedback_data"] for e in entries]
+    flat = plan("feedback", docs, feedback_keys, FEEDBACK_OWN_KEYS)
+    _add_flat(out, flat, docs)
+    if with_task and task_metadata is not None:
+        meta = plan("metadata", [r["task"].get("metadata") for r in tasks.values()], task_metadata)
+        _add_flat(out, meta, [tasks[e["task_id"]]["task"].get("metadata") for e in entries])
+        flat += meta
+    return out, flat
+
+
+async def events_columns(
+    storage: Storage, f: TaskFilters, since: datetime | None, until: datetime | None, limit: int | None
+) -> Columns:
+    """The columns of ``events_frame``; durations come from each task's neighbouring events."""
+    tasks = {r["task"]["id"] for r in await select_tasks(storage, f)}
+    events = await storage.task_events()
+    by_task: dict[UUID, list[int]] = defaultdict(list)
+    for i, e in enumerate(events):
+        by_task[e["task_id"]].append(i)
+    prev: dict[int, datetime] = {}
+    nxt: dict[int, datetime] = {}
+    for indexes in by_task.values():
+        for a, b in itertools.pairwise(indexes):
+            prev[b] = events[a]["at"]
+            nxt[a] = events[b]["at"]
+    out: Columns = defaultdict(list)
+    n = 0
+    for i, e in enumerate(events):
+        if e["task_id"] not in tasks or not within(e["at"], since, until):
+            continue
+        if limit is not None and n >= limit:
+            break
+        n += 1
+        out["id"].append(e["id"])
+        out["task_id"].append(str(e["task_id"]))
+        out["from_state"].append(e["from_state"])
+        out["to_state"].append(e["to_state"])
+        out["at"].append(e["at"])
+        out["duration_s"].append((e["at"] - prev[i]).total_seconds() if i in prev else None)
+        out["in_state_s"].append((nxt[i] - e["at"]).total_seconds() if i in nxt else None)
+    return out
+
+
+async def webhooks_columns(storage: Storage, f: TaskFilters) -> Columns:
+    """The columns of ``webhooks_frame`` (token and credentials redacted)."""
+    tasks = {r["task"]["id"] for r in await select_tasks(storage, f)}
+    out: Columns = defaultdict(list)
+    for task_id, config in (await storage.load_all_webhook_configs()).items():
+        if task_id not in tasks:
+            continue
+        auth = config.get("authentication")
+        auth = auth if isinstance(auth, dict) else {}
+        schemes = [s for s in _array(auth.get("schemes")) if isinstance(s, str)]
+        out["task_id"].append(str(task_id))
+        out["config_id"].append(_id(config.get("id")))
+        out["url"].append(_str(config.get("url")))
+        out["token"].append(REDACTED if config.get("token") is not None else None)
+        out["schemes"].append(",".join(schemes) if schemes else None)
+        out["credentials"].append(REDACTED if auth.get("credentials") is not None else None)
+    return out

@@ -1,0 +1,247 @@
+"""Where frames read from: a Storage's read API, or SQL on a PostgreSQL schema.
+
+``open_source`` turns the ``source`` argument of a loader into either the in-memory storage
+(read through the Storage read API) or a ``PgReader``:
+
+* a ``PostgresStorage`` is read through its public ``pool`` and ``schema``, every statement in a
+  read-only transaction;
+* a PostgreSQL URL gets a connection of its own opened with ``default_transaction_read_only=on``
+  and ``application_name=bindu-storage-frames``, closed when the loader finishes.
+
+``PgReader.fetch`` survives the interruptions a long read on a hot standby meets: a query
+cancelled by a recovery conflict (SQLSTATE 40001, or 57014/40P01 "conflict with recovery") or a
+lost connection is run again, up to ``MAX_RESUMES`` times in a row, after reconnecting. Loaders
+read in keyset-ordered chunks, so "again" means from the last completed chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from bindu_storage.dsn import describe_target, is_postgres_url, mask_secrets, mask_url, to_asyncpg_dsn
+from bindu_storage.errors import (
+    InvalidTypeError,
+    InvalidValueError,
+    StorageConnectionError,
+    StorageError,
+)
+from bindu_storage.storage.base import Storage
+from bindu_storage.storage.postgres import PostgresStorage
+from bindu_storage.storage.sql import quote_ident, validate_schema_name
+
+log = logging.getLogger("bindu_storage.analysis.frames")
+
+APPLICATION_NAME = "bindu-storage-frames"
+"""The ``application_name`` of connections frames open from a URL."""
+
+MAX_RESUMES = 5
+"""How many interruptions in a row a read survives before the error is raised."""
+
+BINDU_TABLES = ("tasks", "contexts", "task_feedback", "task_events", "webhook_configs")
+TASK_TABLE_COLUMNS = ("id", "context_id", "state", "state_timestamp", "history")
+"""The columns a ``tasks`` table needs to count as a Bindu table."""
+
+_LIST_SCHEMAS = """
+SELECT n.nspname AS schema
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relname = 'tasks' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND (SELECT count(*) FROM pg_catalog.pg_attribute a
+       WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+         AND a.attname = ANY($1::text[])) = cardinality($1::text[])
+  AND has_schema_privilege(n.oid, 'USAGE')
+ORDER BY n.nspname
+"""
+
+_TABLE_COLUMNS = """
+SELECT c.relname AS table_name, array_agg(a.attname::text ORDER BY a.attnum) AS columns
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+GROUP BY c.relname
+"""
+
+
+_SESSION_SETTINGS = "SET LOCAL jit = off"
+"""JIT compilation costs ~0.4 s per statement here (the planner's fixed estimate of 100 rows per
+``jsonb_each`` makes walks look huge) and gains nothing on these scans."""
+
+
+def is_resumable(exc: BaseException) -> bool:
+    """Whether a read may be run again: a recovery conflict or a lost connection."""
+    if isinstance(exc, asyncpg.PostgresError) and "conflict with recovery" in str(exc):
+        return True
+    if isinstance(exc, asyncpg.InterfaceError) and exc.__context__ is not None:
+        # a transaction whose connection died reports "connection is closed" on exit
+        return is_resumable(exc.__context__)
+    return isinstance(
+        exc,
+        asyncpg.exceptions.SerializationError  # 40001: what a hot standby cancels reads with
+        | asyncpg.PostgresConnectionError
+        | asyncpg.exceptions.AdminShutdownError  # 57P01, e.g. pg_terminate_backend
+        | asyncpg.exceptions.ConnectionDoesNotExistError
+        | asyncpg.exceptions.CannotConnectNowError
+        | asyncpg.exceptions.InternalClientError  # reusing a pooled connection the server closed
+        | ConnectionError
+        | OSError,
+    )
+
+
+@dataclass(frozen=True)
+class SchemaInfo:
+    """The Bindu tables of a schema and their columns (upstream's lack some of ours)."""
+
+    schema: str
+    tables: dict[str, frozenset[str]]
+
+    @property
+    def quoted(self) -> str:
+        """The schema as a quoted SQL identifier."""
+        return quote_ident(self.schema)
+
+    def has(self, table: str, column: str | None = None) -> bool:
+        """Whether the table (and the column) exists."""
+        cols = self.tables.get(table)
+        return cols is not None and (column is None or column in cols)
+
+
+class PgReader:
+    """Read-only SQL on one schema, through a storage's pool or a connection of its own."""
+
+    def __init__(
+        self, schema: str, *, pool: asyncpg.Pool | None = None, dsn: str | None = None
+    ) -> None:
+        self.schema = validate_schema_name(schema, "schema")
+        self._pool = pool
+        self._dsn = dsn
+        self._conn: asyncpg.Connection | None = None
+        self._info: SchemaInfo | None = None
+        self._connected = False
+        self.resumes = 0
+        """How many interrupted reads were run again (for tests and logs)."""
+
+    def __repr__(self) -> str:
+        where = describe_target(self._dsn) if self._dsn else "a storage pool"
+        return f"PgReader({where!r}, schema={self.schema!r})"
+
+    async def _connect(self) -> asyncpg.Connection:
+        assert self._dsn is not None
+        try:
+            return await asyncpg.connect(
+                self._dsn,
+                server_settings={
+                    "default_transaction_read_only": "on",
+                    "application_name": APPLICATION_NAME,
+                    "jit": "off",
+                },
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StorageConnectionError(
+                f"cannot connect to {describe_target(self._dsn)}: "
+                f"{mask_secrets(str(exc) or type(exc).__name__, self._dsn)}"
+            ) from None
+
+    async def _fetch_once(self, sql: str, args: Sequence[Any]) -> list[asyncpg.Record]:
+        if self._pool is not None:
+            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                await conn.execute(_SESSION_SETTINGS)
+                return await conn.fetch(sql, *args)
+        if self._conn is None:
+            self._conn = await self._connect()
+            self._connected = True
+        return await self._conn.fetch(sql, *args)
+
+    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[asyncpg.Record]:
+        """Run a read, running it again after a recovery conflict or a lost connection."""
+        for attempt in range(MAX_RESUMES + 1):
+            try:
+                return await self._fetch_once(sql, args)
+            except Exception as exc:
+                first_connect = isinstance(exc, StorageConnectionError) and not self._connected
+                lost = self._conn is not None and self._conn.is_closed()
+                if first_connect or not (lost or is_resumable(exc)) or attempt == MAX_RESUMES:
+                    raise
+                self.resumes += 1
+                log.warning(
+                    "read of schema %r interrupted (%s: %s); resuming from the last completed "
+                    "chunk (attempt %d of %d)", self.schema, type(exc).__name__,
+                    mask_secrets(str(exc), self._dsn), attempt + 1, MAX_RESUMES,
+                )
+                await self._drop_connection()
+                await asyncio.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    async def _drop_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
+
+    async def info(self) -> SchemaInfo:
+        """The schema's Bindu tables; raises if it has no ``tasks`` table."""
+        if self._info is None:
+            rows = await self.fetch(_TABLE_COLUMNS, (self.schema, list(BINDU_TABLES)))
+            tables = {r["table_name"]: frozenset(r["columns"]) for r in rows}
+            if not set(TASK_TABLE_COLUMNS) <= tables.get("tasks", frozenset()):
+                raise StorageError(
+                    f"schema {self.schema!r} holds no Bindu tasks table; list_schemas() names "
+                    "the schemas that do"
+                )
+            self._info = SchemaInfo(self.schema, tables)
+        return self._info
+
+    async def list_schemas(self) -> list[str]:
+        """Every schema of the database holding a Bindu ``tasks`` table."""
+        rows = await self.fetch(_LIST_SCHEMAS, (list(TASK_TABLE_COLUMNS),))
+        return [r["schema"] for r in rows]
+
+    async def close(self) -> None:
+        """Close the connection of a URL source (a storage's pool stays open)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+
+Source = Storage | str
+"""What a loader reads: a Storage (in-memory or PostgreSQL) or a PostgreSQL URL."""
+
+
+@asynccontextmanager
+async def open_source(source: object, schema: str | None) -> AsyncIterator[Storage | PgReader]:
+    """The in-memory storage itself, or a ``PgReader`` on the schema to read."""
+    if schema is not None:
+        validate_schema_name(schema, "schema")
+    if isinstance(source, PostgresStorage):
+        if source.pool is None:
+            await source.connect()
+        reader = PgReader(schema or source.schema, pool=source.pool)
+        yield reader
+        return
+    if isinstance(source, Storage):
+        if schema is not None:
+            raise InvalidValueError(
+                f"schema={schema!r} applies to PostgreSQL sources only, not {type(source).__name__}"
+            )
+        yield source
+        return
+    if isinstance(source, str):
+        if not is_postgres_url(source):
+            raise InvalidValueError(
+                f"source must be a Storage or a postgresql:// URL, got {mask_url(source)!r}"
+            )
+        reader = PgReader(schema or "public", dsn=to_asyncpg_dsn(source))
+        try:
+            yield reader
+        finally:
+            await reader.close()
+        return
+    raise InvalidTypeError(
+        f"source must be a Storage or a PostgreSQL URL, got {type(source).__name__}"
+    )

@@ -1,0 +1,505 @@
+"""The SQL of the frame loaders: projection, flattening and joins done by PostgreSQL.
+
+Every loader is a ``FrameQuery``: a FROM clause (the frame's table joined to its task), the
+WHERE conditions of its filters with bound parameters, the fixed select list, and the keyset
+key (``tasks.seq`` on our schema; ``created_at, id`` on upstream's, which has no ``seq``).
+From it come three statements:
+
+* ``discovery`` walks a JSONB column of the selected rows with a recursive ``jsonb_each`` and
+  returns each key path with the JSON types of its values, so flattened columns are planned
+  without fetching documents;
+* ``page`` selects one chunk: fixed columns, one ``#>``/``#>>`` extraction per flattened column
+  (cast in SQL to the planned type), ordered by the key and starting after the last key read;
+* ``count`` counts the rows (for progress bars).
+
+Columns an upstream database lacks (``owner_did``, ``seq``...) read as NULL; a missing table
+gives an empty frame (``FrameQuery.empty``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from bindu_storage.analysis.frames_args import TaskFilters
+from bindu_storage.analysis.frames_columns import INT64_MAX, INT64_MIN, FlatColumn
+from bindu_storage.analysis.frames_source import SchemaInfo
+
+
+def _str(expr: str) -> str:
+    """A JSON string as text; anything else as NULL."""
+    return f"CASE WHEN jsonb_typeof({expr}) = 'string' THEN ({expr}) #>> '{{}}' END"
+
+
+def _key_str(doc: str, key: str) -> str:
+    """The text of a JSON string under a top-level key (NULL otherwise)."""
+    return _str(f"{doc} -> '{key}'")
+
+
+def _array(expr: str) -> str:
+    """The JSON array itself, or an empty one."""
+    return f"CASE WHEN jsonb_typeof({expr}) = 'array' THEN {expr} ELSE '[]'::jsonb END"
+
+
+def _array_length(expr: str) -> str:
+    return f"CASE WHEN jsonb_typeof({expr}) = 'array' THEN jsonb_array_length({expr}) ELSE 0 END"
+
+
+def _parts_text(parts: str) -> str:
+    """The text parts of a parts array joined with newlines (NULL when there are none)."""
+    return (
+        f"(SELECT string_agg(p.e ->> 'text', E'\\n' ORDER BY p.i) "
+        f"FROM jsonb_array_elements({_array(parts)}) WITH ORDINALITY AS p(e, i) "
+        "WHERE p.e ->> 'kind' = 'text' AND jsonb_typeof(p.e -> 'text') = 'string')"
+    )
+
+
+def _parts_kinds(parts: str) -> str:
+    """The kinds of a parts array joined with commas (NULL when there are none)."""
+    return (
+        f"(SELECT string_agg(p.e ->> 'kind', ',' ORDER BY p.i) "
+        f"FROM jsonb_array_elements({_array(parts)}) WITH ORDINALITY AS p(e, i) "
+        "WHERE jsonb_typeof(p.e -> 'kind') = 'string')"
+    )
+
+
+def rating(doc: str) -> str:
+    """A feedback rating: a JSON number with an integral value below 10^18, as bigint (else NULL)."""
+    r = f"({doc} -> 'rating')"
+    return (
+        f"CASE WHEN jsonb_typeof({r}) = 'number' AND trunc({r}::numeric) = {r}::numeric "
+        f"AND abs({r}::numeric) < 1000000000000000000 THEN {r}::numeric::bigint END"
+    )
+
+
+PAGE_MARK = "/* bindu-storage frames: page */ "
+DISCOVERY_MARK = "/* bindu-storage frames: discovery */ "
+"""Comments opening the statements, so ``pg_stat_activity`` shows what a session is reading."""
+
+
+class Params:
+    """Bound parameters, numbered as they are added."""
+
+    def __init__(self, args: Sequence[Any] = ()) -> None:
+        self.args = list(args)
+
+    def __call__(self, value: Any, cast: str) -> str:
+        """The placeholder of a new parameter, cast to ``cast``."""
+        self.args.append(value)
+        return f"${len(self.args)}::{cast}"
+
+
+def _read(v: str, kind: str) -> str:
+    """SQL turning the JSONB value ``v`` into a column value of ``kind`` (NULL when it does not fit)."""
+    if kind == "secret":
+        return f"CASE WHEN jsonb_typeof({v}) <> 'null' THEN '***' END"
+    if kind == "str":
+        return f"CASE WHEN jsonb_typeof({v}) = 'string' THEN {v} #>> '{{}}' END"
+    if kind == "bool":
+        return f"CASE WHEN jsonb_typeof({v}) = 'boolean' THEN {v}::boolean END"
+    if kind == "Int64":
+        return (
+            f"CASE WHEN jsonb_typeof({v}) = 'number' AND scale({v}::numeric) = 0 AND {v}::numeric "
+            f"BETWEEN {INT64_MIN} AND {INT64_MAX} THEN {v}::numeric::bigint END"
+        )
+    if kind == "float":
+        return f"CASE WHEN jsonb_typeof({v}) = 'number' THEN {v}::float8 END"
+    return f"CASE WHEN jsonb_typeof({v}) NOT IN ('object', 'null') THEN {v}::text END"
+
+
+def flat_exprs(flat: Sequence[tuple[str, FlatColumn]], p: Params) -> tuple[list[str], str]:
+    """The select expressions of the flattened columns, and the LATERAL join they read from.
+
+    Each key path is extracted once per row (``doc #> path``) in a fenced lateral subquery
+    (``OFFSET 0`` keeps the planner from inlining it and repeating the extraction); the
+    column expressions then test and cast the extracted values.
+    """
+    values: list[str] = []
+    exprs: list[str] = []
+    for doc, col in flat:
+        reads = []
+        for path in col.paths:
+            values.append(f"{doc} #> {p(list(path), 'text[]')} AS v{len(values)}")
+            reads.append(_read(f"j.v{len(values) - 1}", col.kind))
+        exprs.append(reads[0] if len(reads) == 1 else "coalesce(" + ", ".join(reads) + ")")
+    lateral = f" CROSS JOIN LATERAL (SELECT {', '.join(values)} OFFSET 0) AS j" if values else ""
+    return exprs, lateral
+
+
+@dataclass(frozen=True)
+class FlatSource:
+    """A JSONB column to flatten into ``prefix.<key>`` columns."""
+
+    prefix: str
+    doc: str
+    """The JSONB expression in the frame's page query."""
+    discover: FrameQuery
+    """The rows whose documents decide the columns (its ``doc`` is the one to walk)."""
+    exclude: tuple[tuple[str, ...], ...] = ()
+    wanted: list[str] | None = None
+    limited: bool = True
+    """Whether the frame's ``limit`` also bounds the discovery rows."""
+
+
+@dataclass(frozen=True)
+class FrameQuery:
+    """One loader's SQL, before the flattened columns are known."""
+
+    select: tuple[tuple[str, str], ...]
+    """(alias, expression) of the fixed columns, in frame order."""
+    from_: str
+    where: tuple[str, ...]
+    args: tuple[Any, ...]
+    keys: tuple[tuple[str, str], ...]
+    """(expression, SQL type) of the keyset key, in ORDER BY order."""
+    doc: str | None = None
+    flats: tuple[FlatSource, ...] = ()
+    empty: bool = False
+    """The table is missing: the frame is empty."""
+    whole_from: str | None = None
+    """A FROM clause cheaper for reading every selected row in one query (no ``LIMIT``)."""
+
+    def _head(self, p: Params, after: Sequence[Any] | None, lateral: str = "", whole: bool = False) -> str:
+        sql = f" FROM {self.whole_from if whole and self.whole_from else self.from_}{lateral}"
+        conds = list(self.where)
+        if after is not None:
+            left = ", ".join(k for k, _ in self.keys)
+            right = ", ".join(p(v, t) for v, (_, t) in zip(after, self.keys, strict=True))
+            conds.append(f"({left}) > ({right})")
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
+        return sql
+
+    def _order(self) -> str:
+        return " ORDER BY " + ", ".join(k for k, _ in self.keys)
+
+    def page(
+        self, flat: Sequence[tuple[str, FlatColumn]], after: Sequence[Any] | None, limit: int | None
+    ) -> tuple[str, list[Any]]:
+        """One chunk: fixed columns, flattened columns ``_f<i>``, key columns ``_k<i>``."""
+        p = Params(self.args)
+        exprs, lateral = flat_exprs(flat, p)
+        cols = [f'{expr} AS "{alias}"' for alias, expr in self.select]
+        cols += [f"{expr} AS _f{i}" for i, expr in enumerate(exprs)]
+        cols += [f"{expr} AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
+        whole = after is None and limit is None
+        sql = PAGE_MARK + "SELECT " + ", ".join(cols) + self._head(p, after, lateral, whole) + self._order()
+        if limit is not None:
+            sql += f" LIMIT {p(limit, 'bigint')}"
+        return sql, p.args
+
+    def count(self, limit: int | None) -> tuple[str, list[Any]]:
+        """The number of rows the loader reads."""
+        p = Params(self.args)
+        inner = "SELECT 1" + self._head(p, None)
+        if limit is not None:
+            inner += self._order() + f" LIMIT {p(limit, 'bigint')}"
+        return f"SELECT count(*) AS n FROM ({inner}) AS x", p.args
+
+    def discovery(
+        self, depth: int, limit: int | None, wanted: list[str] | None, top: list[str] | None
+    ) -> tuple[str, list[Any]]:
+        """Every key path of ``doc`` down to ``depth`` over the selected rows, with its JSON types.
+
+        One row per (path, type) with ``all_int`` (every number an int64) for numbers. The type
+        ``deeper`` marks a non-empty object at ``depth``: run again with a larger depth. A chain
+        of lateral ``jsonb_each`` walks each document once (a recursive CTE is several times
+        slower: it materialises every level).
+        """
+        assert self.doc is not None
+        p = Params(self.args)
+        src = f"SELECT {self.doc} AS doc" + self._head(p, None)
+        if limit is not None:
+            src += self._order() + f" LIMIT {p(limit, 'bigint')}"
+        walk = (
+            " CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(src.doc) = 'object'"
+            " THEN src.doc ELSE '{}'::jsonb END) AS e1"
+        )
+        for i in range(2, depth + 1):
+            walk += (
+                f" LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(e{i - 1}.value) = 'object'"
+                f" THEN e{i - 1}.value END) AS e{i} ON true"
+            )
+        where = ""
+        if wanted is not None and top is not None:
+            where = (
+                f" WHERE e1.key = ANY({p(top, 'text[]')}) OR EXISTS (SELECT 1 FROM"
+                f" unnest({p(wanted, 'text[]')}) AS w(name) WHERE starts_with(e1.key, w.name || '.'))"
+            )
+        paths = [f"ARRAY[{', '.join(f'e{j}.key' for j in range(1, i + 1))}]" for i in range(1, depth + 1)]
+        path = "CASE " + " ".join(
+            f"WHEN e{i}.key IS NOT NULL THEN {paths[i - 1]}" for i in range(depth, 1, -1)
+        ) + f" ELSE {paths[0]} END" if depth > 1 else paths[0]
+        value = "coalesce(" + ", ".join(f"e{i}.value" for i in range(depth, 0, -1)) + ")"
+        sql = (
+            f"{DISCOVERY_MARK}WITH src AS ({src}) SELECT {path} AS path,"
+            f" CASE WHEN jsonb_typeof({value}) = 'object' AND {value} <> '{{}}'::jsonb THEN 'deeper'"
+            f" ELSE jsonb_typeof({value}) END AS type,"
+            f" bool_and(scale({value}::numeric) = 0 AND {value}::numeric BETWEEN {INT64_MIN} AND {INT64_MAX})"
+            f" FILTER (WHERE jsonb_typeof({value}) = 'number') AS all_int"
+            f" FROM src{walk}{where} GROUP BY 1, 2"
+        )
+        return sql, p.args
+
+
+# --- building blocks over the documented schema -----------------------------------------------
+
+
+def _col(info: SchemaInfo, alias: str, table: str, column: str, sql_type: str) -> str:
+    """``alias.column``, or a typed NULL when an upstream table lacks the column."""
+    return f"{alias}.{column}" if info.has(table, column) else f"NULL::{sql_type}"
+
+
+def _keys(info: SchemaInfo, alias: str, table: str) -> tuple[tuple[str, str], ...]:
+    if info.has(table, "seq"):
+        return ((f"{alias}.seq", "bigint"),)
+    if info.has(table, "created_at"):
+        return ((f"{alias}.created_at", "timestamptz"), (f"{alias}.id", "uuid"))
+    return ((f"{alias}.id", "uuid"),)
+
+
+def task_conditions(info: SchemaInfo, f: TaskFilters, p: Params) -> list[str]:
+    """WHERE conditions on the tasks table ``t`` for the task filters."""
+    conds: list[str] = []
+    if f.states is not None:
+        conds.append(f"t.state = ANY({p(list(f.states), 'text[]')})")
+    if f.context_ids is not None:
+        conds.append(f"t.context_id = ANY({p(list(f.context_ids), 'uuid[]')})")
+    for column, after, before in (
+        ("created_at", f.created_after, f.created_before),
+        ("updated_at", f.updated_after, f.updated_before),
+    ):
+        conds += _window(_col(info, "t", "tasks", column, "timestamptz"), after, before, p)
+    if f.metadata is not None:
+        meta = _col(info, "t", "tasks", "metadata", "jsonb")
+        conds.append(f"{meta} @> {p(json.dumps(f.metadata), 'text')}::jsonb")
+    if f.owner_did is not None:
+        conds.append(f"{_col(info, 't', 'tasks', 'owner_did', 'text')} = {p(f.owner_did, 'text')}")
+    return conds
+
+
+def _window(expr: str, after: datetime | None, before: datetime | None, p: Params) -> list[str]:
+    conds = []
+    if after is not None:
+        conds.append(f"{expr} >= {p(after, 'timestamptz')}")
+    if before is not None:
+        conds.append(f"{expr} < {p(before, 'timestamptz')}")
+    return conds
+
+
+def _tasks_base(info: SchemaInfo, f: TaskFilters) -> tuple[str, list[str], Params]:
+    p = Params()
+    return f"{info.quoted}.tasks t", task_conditions(info, f, p), p
+
+
+def _task_metadata_source(
+    info: SchemaInfo, f: TaskFilters, wanted: list[str] | None, prefix: str = "metadata", limited: bool = True
+) -> FlatSource:
+    from_, where, p = _tasks_base(info, f)
+    discover = FrameQuery(
+        (), from_, tuple(where), tuple(p.args), _keys(info, "t", "tasks"),
+        doc=_col(info, "t", "tasks", "metadata", "jsonb"),
+    )
+    return FlatSource(prefix, discover.doc or "", discover, wanted=wanted, limited=limited)
+
+
+# --- the loaders --------------------------------------------------------------------------------
+
+
+def tasks_query(info: SchemaInfo, f: TaskFilters, metadata_columns: list[str] | None) -> FrameQuery:
+    """One row per task, with feedback aggregates from a lateral join."""
+    s = info.quoted
+    from_, where, p = _tasks_base(info, f)
+    whole = None
+    if info.has("task_feedback"):
+        # per task: a lateral join probing the task_id index (cheap per chunk); a whole-table
+        # read joins one grouped aggregate instead (one pass over the feedback).
+        agg = "count(*) AS n, sum(x.r)::float8 / nullif(count(x.r), 0) AS mean"
+        rated = f"SELECT fb.task_id, {rating('fb.feedback_data')} AS r FROM {s}.task_feedback fb"
+        whole = (
+            f"{from_} LEFT JOIN (SELECT x.task_id, {agg} FROM ({rated}) AS x GROUP BY x.task_id) AS fbs"
+            " ON fbs.task_id = t.id"
+        )
+        from_ += (
+            f" LEFT JOIN LATERAL (SELECT {agg} FROM ({rated} WHERE fb.task_id = t.id) AS x) AS fbs ON true"
+        )
+        count, mean = "coalesce(fbs.n, 0)", "fbs.mean"
+    else:
+        count, mean = "0::bigint", "NULL::float8"
+    history = _col(info, "t", "tasks", "history", "jsonb")
+    artifacts = _col(info, "t", "tasks", "artifacts", "jsonb")
+    select = (
+        ("id", "t.id::text"),
+        ("context_id", "t.context_id::text"),
+        ("state", "t.state::text"),
+        ("state_timestamp", _col(info, "t", "tasks", "state_timestamp", "timestamptz")),
+        ("created_at", _col(info, "t", "tasks", "created_at", "timestamptz")),
+        ("updated_at", _col(info, "t", "tasks", "updated_at", "timestamptz")),
+        ("history_len", _array_length(history)),
+        ("artifact_count", _array_length(artifacts)),
+        ("feedback_count", count),
+        ("mean_rating", mean),
+        ("owner_did", _col(info, "t", "tasks", "owner_did", "text")),
+    )
+    meta = _task_metadata_source(info, f, metadata_columns)
+    keys = _keys(info, "t", "tasks")
+    return FrameQuery(select, from_, tuple(where), tuple(p.args), keys, flats=(meta,), whole_from=whole)
+
+
+def _items_query(info: SchemaInfo, f: TaskFilters, column: str, fields: tuple[str, ...]) -> FrameQuery:
+    from_, where, p = _tasks_base(info, f)
+    items = _col(info, "t", "tasks", column, "jsonb")
+    from_ += f" CROSS JOIN LATERAL jsonb_array_elements({_array(items)}) WITH ORDINALITY AS h(m, o)"
+    select: tuple[tuple[str, str], ...] = (
+        ("task_id", "t.id::text"), ("context_id", "t.context_id::text"), ("position", "h.o - 1"),
+    )
+    select += tuple((name, _key_str("h.m", name)) for name in fields)
+    select += (("text", _parts_text("h.m -> 'parts'")), ("part_kinds", _parts_kinds("h.m -> 'parts'")))
+    keys = (*_keys(info, "t", "tasks"), ("h.o", "bigint"))
+    return FrameQuery(select, from_, tuple(where), tuple(p.args), keys)
+
+
+def messages_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
+    """One row per message of each selected task's history."""
+    return _items_query(info, f, "history", ("message_id", "role"))
+
+
+def artifacts_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
+    """One row per artifact of each selected task."""
+    return _items_query(info, f, "artifacts", ("artifact_id", "name", "description"))
+
+
+def contexts_query(
+    info: SchemaInfo,
+    context_ids: Sequence[Any] | None,
+    windows: dict[str, tuple[datetime | None, datetime | None]],
+    context_data: dict[str, Any] | None,
+    owner_did: str | None,
+    data_columns: list[str] | None,
+) -> FrameQuery:
+    """One row per context, with its task count from a lateral join."""
+    s, p = info.quoted, Params()
+    if not info.has("contexts"):
+        return FrameQuery((), "", (), (), (), empty=True)
+    where: list[str] = []
+    if context_ids is not None:
+        where.append(f"c.id = ANY({p(list(context_ids), 'uuid[]')})")
+    for column, (after, before) in windows.items():
+        where += _window(_col(info, "c", "contexts", column, "timestamptz"), after, before, p)
+    data = _col(info, "c", "contexts", "context_data", "jsonb")
+    if context_data is not None:
+        where.append(f"{data} @> {p(json.dumps(context_data), 'text')}::jsonb")
+    if owner_did is not None:
+        where.append(f"{_col(info, 'c', 'contexts', 'owner_did', 'text')} = {p(owner_did, 'text')}")
+    from_ = (
+        f"{s}.contexts c LEFT JOIN LATERAL (SELECT count(*) AS n FROM {s}.tasks t"
+        " WHERE t.context_id = c.id) AS tc ON true"
+    )
+    select = (
+        ("context_id", "c.id::text"),
+        ("task_count", "tc.n"),
+        ("message_history_len", _array_length(_col(info, "c", "contexts", "message_history", "jsonb"))),
+        ("created_at", _col(info, "c", "contexts", "created_at", "timestamptz")),
+        ("updated_at", _col(info, "c", "contexts", "updated_at", "timestamptz")),
+        ("owner_did", _col(info, "c", "contexts", "owner_did", "text")),
+    )
+    keys = _keys(info, "c", "contexts")
+    base = FrameQuery(select, from_, tuple(where), tuple(p.args), keys)
+    source = FlatSource("context_data", data, replace(base, doc=data), wanted=data_columns)
+    return replace(base, flats=(source,))
+
+
+FEEDBACK_OWN_KEYS: tuple[tuple[str, ...], ...] = (("rating",), ("comment",), ("feedback",))
+"""Feedback keys that have columns of their own (``feedback`` is upstream's comment)."""
+
+
+def feedback_query(
+    info: SchemaInfo,
+    f: TaskFilters,
+    since: datetime | None,
+    until: datetime | None,
+    with_task: bool,
+    task_metadata: list[str] | None,
+    feedback_columns: list[str] | None,
+) -> FrameQuery:
+    """One row per feedback entry of the selected tasks, the task joined on request."""
+    if not info.has("task_feedback"):
+        return FrameQuery((), "", (), (), (), empty=True)
+    from_, where, p = _tasks_base(info, f)
+    from_ = f"{info.quoted}.task_feedback fb JOIN {from_} ON t.id = fb.task_id"
+    where += _window(_col(info, "fb", "task_feedback", "created_at", "timestamptz"), since, until, p)
+    data = "fb.feedback_data"
+    select: tuple[tuple[str, str], ...] = (
+        ("id", "fb.id::bigint"),
+        ("task_id", "fb.task_id::text"),
+        ("created_at", _col(info, "fb", "task_feedback", "created_at", "timestamptz")),
+        ("rating", rating(data)),
+        ("comment", f"coalesce({_key_str(data, 'comment')}, {_key_str(data, 'feedback')})"),
+    )
+    if with_task:
+        select += (("context_id", "t.context_id::text"), ("state", "t.state::text"))
+    base = FrameQuery(select, from_, tuple(where), tuple(p.args), (("fb.id", "bigint"),))
+    flats = [FlatSource("feedback", data, replace(base, doc=data), FEEDBACK_OWN_KEYS, feedback_columns)]
+    if with_task and task_metadata is not None:
+        flats.append(_task_metadata_source(info, f, task_metadata, limited=False))
+    return replace(base, flats=tuple(flats))
+
+
+def events_query(
+    info: SchemaInfo, f: TaskFilters, since: datetime | None, until: datetime | None
+) -> FrameQuery:
+    """One row per recorded state change, with the time spent before and after it."""
+    if not info.has("task_events"):
+        return FrameQuery((), "", (), (), (), empty=True)
+    s = info.quoted
+    from_, where, p = _tasks_base(info, f)
+    from_ = f"{s}.task_events e JOIN {from_} ON t.id = e.task_id"
+    where += _window("e.at", since, until, p)
+    prev = (
+        f"(SELECT pe.at FROM {s}.task_events pe WHERE pe.task_id = e.task_id AND pe.id < e.id"
+        " ORDER BY pe.id DESC LIMIT 1)"
+    )
+    nxt = (
+        f"(SELECT ne.at FROM {s}.task_events ne WHERE ne.task_id = e.task_id AND ne.id > e.id"
+        " ORDER BY ne.id LIMIT 1)"
+    )
+    select = (
+        ("id", "e.id::bigint"),
+        ("task_id", "e.task_id::text"),
+        ("from_state", "e.from_state::text"),
+        ("to_state", "e.to_state::text"),
+        ("at", "e.at"),
+        ("duration_s", f"extract(epoch FROM e.at - {prev})::float8"),
+        ("in_state_s", f"extract(epoch FROM {nxt} - e.at)::float8"),
+    )
+    return FrameQuery(select, from_, tuple(where), tuple(p.args), (("e.id", "bigint"),))
+
+
+def webhooks_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
+    """One row per stored push-notification config; token and credentials never leave the server."""
+    if not info.has("webhook_configs"):
+        return FrameQuery((), "", (), (), (), empty=True)
+    from_, where, p = _tasks_base(info, f)
+    from_ = f"{info.quoted}.webhook_configs w JOIN {from_} ON t.id = w.task_id"
+    auth = "w.config -> 'authentication'"
+    schemes = _array(f"{auth} -> 'schemes'")
+    select = (
+        ("task_id", "w.task_id::text"),
+        ("config_id", _key_str("w.config", "id")),
+        ("url", _key_str("w.config", "url")),
+        ("token", "CASE WHEN jsonb_typeof(w.config -> 'token') <> 'null' THEN '***' END"),
+        ("schemes", (
+            f"(SELECT string_agg(x.e #>> '{{}}', ',' ORDER BY x.i) FROM jsonb_array_elements("
+            f"{schemes}) WITH ORDINALITY AS x(e, i)"
+            " WHERE jsonb_typeof(x.e) = 'string')"
+        )),
+        ("credentials", f"CASE WHEN jsonb_typeof({auth} -> 'credentials') <> 'null' THEN '***' END"),
+    )
+    keys = (
+        (_col(info, "w", "webhook_configs", "created_at", "timestamptz"), "timestamptz"),
+        ("w.task_id", "uuid"),
+    )
+    return FrameQuery(select, from_, tuple(where), tuple(p.args), keys)
