@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,39 +75,63 @@ def _text(value: str | None) -> str:
     return _NULL if value is None else value.translate(_COPY_ESCAPES)
 
 
-def _context_rows(data: SyntheticData) -> Iterator[str]:
-    for c in data.contexts:
-        yield (f"{c['context_id']}\t{_json(c['context_data'])}\t{_json(c['message_history'])}\t"
-               f"{_text(c['owner_did'])}\t{c['created_at'].isoformat()}\t{c['updated_at'].isoformat()}\n")
+class _Rows:
+    """COPY text rows of each table; a message shared by a task and its context is encoded once."""
+
+    def __init__(self, data: SyntheticData) -> None:
+        self.data = data
+        self.messages: dict[int, str] = {}  # id(message) -> JSON, kept between the two uses
+
+    def _history(self, messages: list[Any], keep: bool) -> str:
+        parts = []
+        for m in messages:
+            text = self.messages.get(id(m)) if keep else self.messages.pop(id(m), None)
+            if text is None:
+                text = _json(m)
+                if keep:
+                    self.messages[id(m)] = text
+            parts.append(text)
+        return "[" + ",".join(parts) + "]"
+
+    def contexts(self) -> Iterator[str]:
+        for c in self.data.contexts:
+            history = self._history(c["message_history"], True)
+            yield (f"{c['context_id']}\t{_json(c['context_data'])}\t{history}\t"
+                   f"{_text(c['owner_did'])}\t{c['created_at'].isoformat()}\t{c['updated_at'].isoformat()}\n")
+
+    def tasks(self) -> Iterator[str]:
+        for r in self.data.tasks:
+            t = r["task"]
+            history = self._history(t.get("history", []), False)
+            artifacts, metadata = _json(t.get("artifacts", [])), _json(t.get("metadata", {}))
+            yield (f"{t['id']}\t{t['context_id']}\ttask\t{t['status']['state']}\t{t['status']['timestamp']}\t"
+                   f"{history}\t{artifacts}\t{metadata}\t"
+                   f"{_text(r['owner_did'])}\t{r['created_at'].isoformat()}\t{r['updated_at'].isoformat()}\n")
+
+    def task_events(self) -> Iterator[str]:
+        for e in self.data.events:
+            yield f"{e['task_id']}\t{_text(e['from_state'])}\t{e['to_state']}\t{e['at'].isoformat()}\n"
+
+    def task_feedback(self) -> Iterator[str]:
+        for f in self.data.feedback:
+            yield f"{f['task_id']}\t{_json(f['feedback_data'])}\t{f['created_at'].isoformat()}\n"
 
 
-def _task_rows(data: SyntheticData) -> Iterator[str]:
-    for r in data.tasks:
-        t = r["task"]
-        history, artifacts, metadata = t.get("history", []), t.get("artifacts", []), t.get("metadata", {})
-        yield (f"{t['id']}\t{t['context_id']}\ttask\t{t['status']['state']}\t{t['status']['timestamp']}\t"
-               f"{_json(history)}\t{_json(artifacts)}\t{_json(metadata)}\t"
-               f"{_text(r['owner_did'])}\t{r['created_at'].isoformat()}\t{r['updated_at'].isoformat()}\n")
-
-
-def _event_rows(data: SyntheticData) -> Iterator[str]:
-    for e in data.events:
-        yield f"{e['task_id']}\t{_text(e['from_state'])}\t{e['to_state']}\t{e['at'].isoformat()}\n"
-
-
-def _feedback_rows(data: SyntheticData) -> Iterator[str]:
-    for f in data.feedback:
-        yield f"{f['task_id']}\t{_json(f['feedback_data'])}\t{f['created_at'].isoformat()}\n"
-
-
-_TABLES: tuple[tuple[str, tuple[str, ...], Callable[[SyntheticData], Iterator[str]]], ...] = (
-    ("contexts", ("id", "context_data", "message_history", "owner_did", "created_at", "updated_at"),
-     _context_rows),
+_TABLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("contexts", ("id", "context_data", "message_history", "owner_did", "created_at", "updated_at")),
     ("tasks", ("id", "context_id", "kind", "state", "state_timestamp", "history", "artifacts", "metadata",
-               "owner_did", "created_at", "updated_at"), _task_rows),
-    ("task_events", ("task_id", "from_state", "to_state", "at"), _event_rows),
-    ("task_feedback", ("task_id", "feedback_data", "created_at"), _feedback_rows),
+               "owner_did", "created_at", "updated_at")),
+    ("task_events", ("task_id", "from_state", "to_state", "at")),
+    ("task_feedback", ("task_id", "feedback_data", "created_at")),
 )
+"""The tables a bulk load fills, in foreign-key order, with the columns it writes."""
+
+
+def copy_rows(data: SyntheticData) -> Iterator[tuple[str, tuple[str, ...], Iterator[str]]]:
+    """(table, columns, rows in COPY text format) for each table, in the order to load them."""
+    rows = _Rows(data)
+    for table, columns in _TABLES:
+        yield table, columns, getattr(rows, table)()
 
 
 async def _chunks(rows: Iterator[str], chunk_rows: int, bar: Any) -> AsyncIterator[bytes]:
@@ -139,9 +163,9 @@ async def _copy(storage: PostgresStorage, data: SyntheticData, bar: Any, chunk_r
                 # of the cost of a bulk load (this halves it). Both last for this transaction only.
                 await conn.execute("SET LOCAL work_mem = '256MB'")
                 await conn.execute("SET LOCAL gin_pending_list_limit = '64MB'")
-                for table, columns, rows in _TABLES:
+                for table, columns, rows in copy_rows(data):
                     await conn.copy_to_table(
-                        table, source=_chunks(rows(data), chunk_rows, bar), columns=list(columns),
+                        table, source=_chunks(rows, chunk_rows, bar), columns=list(columns),
                         schema_name=storage.schema, format="text", timeout=timeout,
                     )
             tables = ", ".join(f"{quote_ident(storage.schema)}.{t[0]}" for t in _TABLES)
