@@ -87,7 +87,6 @@ class _Task:
         "created",
         "events",
         "feedback",
-        "first_in_context",
         "history",
         "metadata",
         "now",
@@ -95,7 +94,7 @@ class _Task:
         "state",
     )
 
-    def __init__(self, context: _Context, created: datetime, first_in_context: bool) -> None:
+    def __init__(self, context: _Context, created: datetime) -> None:
         self.context = context
         self.created = created
         self.now = created
@@ -106,7 +105,6 @@ class _Task:
         self.metadata: dict[str, Any] = {}
         self.feedback: tuple[datetime, dict[str, Any]] | None = None
         self.owner = context.owner
-        self.first_in_context = first_in_context
 
     def move(self, to_state: str, seconds: float) -> None:
         self.now = self.now + timedelta(seconds=seconds)
@@ -191,15 +189,16 @@ class _Generator:
                 "user_id": f"u-{user:06d}",
                 "channel": self.pick(self.channels, self.channel_cum),
                 "locale": LOCALES[user % len(LOCALES)],
-                "plan": self.pick(self.plans, self.plan_cum),
+                "plan": self.plans[bisect.bisect_right(  # a user keeps their plan
+                    self.plan_cum, (user * 2654435761 % 10007) / 10007 * self.plan_cum[-1])],
             }
             ctx = _Context(self.uuid(), owner, data)
             contexts.append(ctx)
             agent: AgentProfile = self.pick(self.agents, self.agent_cum)
             n_in_context = min(1 + int(self.rng.expovariate(0.75)), 8, n_tasks - len(tasks))
             at = self.moment()
-            for i in range(n_in_context):
-                task = self.task(ctx, agent, at, first=(i == 0))
+            for _ in range(n_in_context):
+                task = self.task(ctx, agent, at)
                 tasks.append(task)
                 ctx.tasks.append(task)
                 if task.state not in TERMINAL_STATES:
@@ -207,9 +206,9 @@ class _Generator:
                 at = task.now + timedelta(seconds=self.lognormal(GAP_S, 1.0))
         return self.records(contexts, tasks)
 
-    def task(self, ctx: _Context, agent: AgentProfile, created: datetime, first: bool) -> _Task:
+    def task(self, ctx: _Context, agent: AgentProfile, created: datetime) -> _Task:
         rng = self.rng
-        task = _Task(ctx, created, first)
+        task = _Task(ctx, created)
         tid = self.uuid_str()
         skill: SkillProfile = agent.skills[rng.randrange(len(agent.skills))]
         priority = self.pick(self.priorities, self.priority_cum)
