@@ -24,7 +24,7 @@ from conftest import postgres_storage
 from bindu_storage import InMemoryStorage, PostgresStorage, Storage
 from bindu_storage.analysis import frames as F
 from bindu_storage.analysis.frames_columns import STATE_DTYPE, STATES
-from bindu_storage.analysis.frames_source import APPLICATION_NAME, PgReader
+from bindu_storage.analysis.frames_source import APPLICATION_NAME, PgReader, is_resumable
 from bindu_storage.analysis.frames_sql import PAGE_MARK
 from bindu_storage.errors import InvalidTypeError, InvalidValueError, StorageConnectionError, StorageError
 from bindu_storage.storage import migrate
@@ -618,12 +618,28 @@ async def test_list_schemas_and_the_schema_argument(
 # --- surviving interrupted reads -------------------------------------------------------------------
 
 
+def test_which_interruptions_a_read_survives() -> None:
+    conflict = asyncpg.exceptions.QueryCanceledError("canceling statement due to conflict with recovery")
+    timeout = asyncpg.exceptions.QueryCanceledError("canceling statement due to statement timeout")
+    assert is_resumable(asyncpg.exceptions.SerializationError("could not serialize access"))
+    assert is_resumable(conflict)
+    assert is_resumable(asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"))
+    assert is_resumable(asyncpg.exceptions.AdminShutdownError("terminating connection"))
+    assert is_resumable(ConnectionResetError())
+    assert not is_resumable(timeout)
+    assert not is_resumable(TimeoutError())  # an OSError, but final
+    assert not is_resumable(asyncpg.exceptions.UndefinedColumnError("column x does not exist"))
+    assert not is_resumable(InvalidValueError("bad"))
+    assert is_resumable(StorageConnectionError("reconnect failed"))
+
+
 async def _terminate_readers(url: str) -> int:
     conn = await asyncpg.connect(url)
     try:
         return int(await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = ANY($1::text[]) AND pid <> pg_backend_pid()",
+            " WHERE application_name = ANY($1::text[]) AND pid <> pg_backend_pid()"
+            " AND datname = current_database()",
             [APPLICATION_NAME, "bindu-storage"],
         ))
     finally:

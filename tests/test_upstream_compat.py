@@ -63,7 +63,8 @@ async def main(url, did):
     await storage.save_webhook_config(tasks[2], {
         "id": uuid.UUID(int=0x400), "url": "https://hooks.example/up", "token": "up-hook-secret",
         "authentication": {"schemes": ["Bearer"], "credentials": "up-cred"}})
-    print("WRITTEN " + json.dumps({"schema": storage.schema_name, "tasks": [str(t) for t in tasks], "context": str(ctx)}))
+    written = {"schema": storage.schema_name, "tasks": [str(t) for t in tasks], "context": str(ctx)}
+    print("WRITTEN " + json.dumps(written))
     await storage.close()
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))

@@ -15,8 +15,9 @@ counts as ``int64``, ratings as nullable ``Int64``. JSON documents (task metadat
 feedback) are flattened into ``<prefix>.<key>`` columns, nested keys dotted as
 ``pandas.json_normalize`` does; a column's dtype follows its values (``str``, ``Int64``,
 ``float64``, ``boolean``, else ``object``). Values under secret-looking keys (tokens,
-passwords, credentials, API keys...) and webhook tokens read as ``"***"``; on PostgreSQL they
-never leave the server.
+passwords, credentials, API keys...) and webhook tokens read as ``"***"``: on PostgreSQL the
+SQL selects ``'***'`` in their place; inside arrays (``object`` columns) they are redacted as the
+JSON is decoded, before the frame is built.
 
 Filters (every loader, applied to the task a row belongs to): ``states``, ``context_id`` (one or
 several), ``created_after``/``created_before``/``updated_after``/``updated_before`` (start

@@ -76,7 +76,15 @@ _SESSION_SETTINGS = "SET LOCAL jit = off"
 
 
 def is_resumable(exc: BaseException) -> bool:
-    """Whether a read may be run again: a recovery conflict or a lost connection."""
+    """Whether a read may be run again: a recovery conflict or a lost connection.
+
+    A timeout is final (``TimeoutError`` is an ``OSError`` too), and so are our typed errors
+    but a failed reconnect.
+    """
+    if isinstance(exc, TimeoutError):
+        return False
+    if isinstance(exc, StorageError) and not isinstance(exc, StorageConnectionError):
+        return False
     if isinstance(exc, asyncpg.PostgresError) and "conflict with recovery" in str(exc):
         return True
     if isinstance(exc, asyncpg.InterfaceError) and exc.__context__ is not None:

@@ -161,14 +161,20 @@ class FrameQuery:
     """The table is missing: the frame is empty."""
     whole_from: str | None = None
     """A FROM clause cheaper for reading every selected row in one query (no ``LIMIT``)."""
+    count_from: str | None = None
+    """A FROM clause enough for counting the rows (without joins that only add columns)."""
 
-    def _head(self, p: Params, after: Sequence[Any] | None, lateral: str = "", whole: bool = False) -> str:
-        sql = f" FROM {self.whole_from if whole and self.whole_from else self.from_}{lateral}"
+    def _head(
+        self, p: Params, after: Sequence[Any] | None, lateral: str = "", from_: str | None = None
+    ) -> str:
+        sql = f" FROM {from_ or self.from_}{lateral}"
         conds = list(self.where)
         if after is not None:
             left = ", ".join(k for k, _ in self.keys)
-            right = ", ".join(p(v, t) for v, (_, t) in zip(after, self.keys, strict=True))
-            conds.append(f"({left}) > ({right})")
+            right = [p(v, t) for v, (_, t) in zip(after, self.keys, strict=True)]
+            conds.append(f"({left}) > ({', '.join(right)})")
+            if len(self.keys) > 1:  # lets the planner start an index scan at the first key
+                conds.append(f"{self.keys[0][0]} >= {right[0]}")
         if conds:
             sql += " WHERE " + " AND ".join(conds)
         return sql
@@ -185,7 +191,7 @@ class FrameQuery:
         cols = [f'{expr} AS "{alias}"' for alias, expr in self.select]
         cols += [f"{expr} AS _f{i}" for i, expr in enumerate(exprs)]
         cols += [f"{expr} AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
-        whole = after is None and limit is None
+        whole = self.whole_from if after is None and limit is None else None
         sql = PAGE_MARK + "SELECT " + ", ".join(cols) + self._head(p, after, lateral, whole) + self._order()
         if limit is not None:
             sql += f" LIMIT {p(limit, 'bigint')}"
@@ -194,7 +200,7 @@ class FrameQuery:
     def count(self, limit: int | None) -> tuple[str, list[Any]]:
         """The number of rows the loader reads."""
         p = Params(self.args)
-        inner = "SELECT 1" + self._head(p, None)
+        inner = "SELECT 1" + self._head(p, None, from_=self.count_from)
         if limit is not None:
             inner += self._order() + f" LIMIT {p(limit, 'bigint')}"
         return f"SELECT count(*) AS n FROM ({inner}) AS x", p.args
@@ -313,7 +319,7 @@ def tasks_query(info: SchemaInfo, f: TaskFilters, metadata_columns: list[str] | 
     """One row per task, with feedback aggregates from a lateral join."""
     s = info.quoted
     from_, where, p = _tasks_base(info, f)
-    whole = None
+    count_from, whole = from_, None
     if info.has("task_feedback"):
         # per task: a lateral join probing the task_id index (cheap per chunk); a whole-table
         # read joins one grouped aggregate instead (one pass over the feedback).
@@ -346,7 +352,10 @@ def tasks_query(info: SchemaInfo, f: TaskFilters, metadata_columns: list[str] | 
     )
     meta = _task_metadata_source(info, f, metadata_columns)
     keys = _keys(info, "t", "tasks")
-    return FrameQuery(select, from_, tuple(where), tuple(p.args), keys, flats=(meta,), whole_from=whole)
+    return FrameQuery(
+        select, from_, tuple(where), tuple(p.args), keys,
+        flats=(meta,), whole_from=whole, count_from=count_from,
+    )
 
 
 def _items_query(info: SchemaInfo, f: TaskFilters, column: str, fields: tuple[str, ...]) -> FrameQuery:
