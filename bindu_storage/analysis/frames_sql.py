@@ -5,11 +5,11 @@ WHERE conditions of its filters with bound parameters, the fixed select list, an
 key (``tasks.seq`` on our schema; ``created_at, id`` on upstream's, which has no ``seq``).
 From it come three statements:
 
-* ``discovery`` walks a JSONB column of the selected rows with a recursive ``jsonb_each`` and
-  returns each key path with the JSON types of its values, so flattened columns are planned
-  without fetching documents;
-* ``page`` selects one chunk: fixed columns, one ``#>``/``#>>`` extraction per flattened column
-  (cast in SQL to the planned type), ordered by the key and starting after the last key read;
+* ``discovery`` walks a JSONB column of the selected rows with a chain of lateral
+  ``jsonb_each`` and returns each key path with the JSON types of its values, so flattened
+  columns are planned without fetching documents;
+* ``page`` selects one chunk: fixed columns, one ``#>`` extraction per key path (tested and cast
+  in SQL to the planned type), ordered by the key and starting after the last key read;
 * ``count`` counts the rows (for progress bars).
 
 Columns an upstream database lacks (``owner_did``, ``seq``...) read as NULL; a missing table
