@@ -478,6 +478,10 @@ class SyncStorage:
         """See ``Storage.update_task``."""
         return self._run(lambda s: s.update_task(task_id, state, new_artifacts, new_messages, metadata))
 
+    def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
+        """See ``Storage.append_artifact_chunk``."""
+        return self._run(lambda s: s.append_artifact_chunk(task_id, artifact))
+
     def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
         """See ``Storage.update_task_state_if``."""
         return self._run(lambda s: s.update_task_state_if(task_id, from_state, to_state))
