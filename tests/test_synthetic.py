@@ -240,6 +240,10 @@ async def test_postgres_bulk_load(pg_storage: PostgresStorage, pg_url: str) -> N
         assert row["first"] == data.tasks[0]["created_at"]
         assert row["last"] == max(r["updated_at"] for r in data.tasks)
         assert row["seq"]
+        # the planner's (and the diagnostics') row estimate matches, not double-counted
+        live = await conn.fetchval(
+            "SELECT n_live_tup FROM pg_stat_user_tables WHERE relid = 'tasks'::regclass")
+        assert live == 5000
         assert await conn.fetchval("SELECT count(*) FROM task_events") == len(data.events)
         assert await conn.fetchval("SELECT count(*) FROM task_feedback") == len(data.feedback)
         high = await conn.fetchval("""SELECT count(*) FROM tasks WHERE metadata @> '{"priority":"high"}'""")

@@ -169,6 +169,9 @@ async def _copy(storage: PostgresStorage, data: SyntheticData, bar: Any, chunk_r
                         schema_name=storage.schema, format="text", timeout=timeout,
                     )
             tables = ", ".join(f"{quote_ident(storage.schema)}.{t[0]}" for t in _TABLES)
+            # Flush this session's insert counts into pg_stat first: ANALYZE sets the live-row
+            # estimate, and counts flushed after it would be added again (doubling n_live_tup).
+            await conn.execute("SELECT pg_stat_force_next_flush()")
             await conn.execute(f"ANALYZE {tables}")
     except asyncpg.UniqueViolationError:
         raise InvalidValueError(
