@@ -35,6 +35,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
+import contextlib
 import functools
 import importlib
 import inspect
@@ -124,8 +126,12 @@ class _BackgroundLoop:
                 "a synchronous bindu-storage call was made from a coroutine running on the facade's "
                 "own event loop, which would wait for itself; await the async API there instead"
             )
-        future = asyncio.run_coroutine_threadsafe(_boxed(coro), self.get())
+        loop = self.get()
+        future, start = _submission(loop, _boxed(coro))
         try:
+            # Scheduling happens inside the try: an interrupt that lands right after the loop
+            # picked the work up still cancels it (run_coroutine_threadsafe has that window).
+            loop.call_soon_threadsafe(start)
             result = future.result(timeout)
         except BaseException as exc:
             if future.done():
@@ -160,6 +166,38 @@ class _Failure:
 
     def __init__(self, error: Exception) -> None:
         self.error = error
+
+
+def _submission(
+    loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]
+) -> tuple[concurrent.futures.Future[T], Callable[[], None]]:
+    """A future for ``coro`` and the callback that starts it on ``loop``.
+
+    Cancelling the future before the callback runs closes the coroutine unstarted; cancelling
+    it afterwards cancels the task on the loop.
+    """
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def start() -> None:
+        if future.cancelled():
+            coro.close()
+            return
+        task = loop.create_task(coro)
+
+        def settle(done: asyncio.Task[T]) -> None:
+            if done.cancelled():
+                future.cancel()
+                return
+            with contextlib.suppress(concurrent.futures.InvalidStateError):  # cancelled meanwhile
+                if (error := done.exception()) is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(done.result())
+
+        task.add_done_callback(settle)
+        future.add_done_callback(lambda f: f.cancelled() and loop.call_soon_threadsafe(task.cancel))
+
+    return future, start
 
 
 async def _boxed(coro: Coroutine[Any, Any, T]) -> T | _Failure:
