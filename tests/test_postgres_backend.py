@@ -397,7 +397,7 @@ async def test_no_retries_means_a_connection_error_and_nothing_applied(
                 await running
         assert retries_logged(caplog) == 0
         assert isinstance(raised.value, ConnectionError)
-        assert "failed after 1 attempt" in str(raised.value)
+        assert "update_task failed after 1 attempt" in str(raised.value)  # names the operation
         task = await storage.load_task(tid)  # the storage recovers for the next call
         assert task is not None and task["status"]["state"] == "submitted" and len(task["history"]) == 1
 

@@ -250,16 +250,16 @@ class PostgresStorage(Storage):
             ) from None
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        return await self._with_conn(lambda c: c.fetch(query, *args), "query")
+        return await self._with_conn(lambda c: c.fetch(query, *args), self.sql.name_of(query))
 
     async def _fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        return await self._with_conn(lambda c: c.fetchrow(query, *args), "query")
+        return await self._with_conn(lambda c: c.fetchrow(query, *args), self.sql.name_of(query))
 
     async def _fetchval(self, query: str, *args: Any) -> Any:
-        return await self._with_conn(lambda c: c.fetchval(query, *args), "query")
+        return await self._with_conn(lambda c: c.fetchval(query, *args), self.sql.name_of(query))
 
     async def _execute(self, query: str, *args: Any) -> str:
-        return await self._with_conn(lambda c: c.execute(query, *args), "statement")
+        return await self._with_conn(lambda c: c.execute(query, *args), self.sql.name_of(query))
 
     # --- tasks -------------------------------------------------------------------------------
 

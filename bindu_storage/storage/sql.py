@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 from bindu_storage.errors import InvalidValueError
 from bindu_storage.types import TERMINAL_STATES
@@ -228,3 +229,11 @@ class Statements:
         """Render every statement for ``schema``."""
         s = quote_ident(validate_schema_name(schema))
         return cls(**{f.name: f.default.format(s=s) for f in fields(cls)})  # type: ignore[union-attr]
+
+    @cached_property
+    def _names(self) -> dict[str, str]:
+        return {getattr(self, f.name): f.name for f in fields(self)}
+
+    def name_of(self, statement: str) -> str:
+        """The name of one of these statements (for error messages and logs)."""
+        return self._names.get(statement, "statement")
