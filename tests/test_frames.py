@@ -23,6 +23,7 @@ from conftest import postgres_storage
 
 from bindu_storage import InMemoryStorage, PostgresStorage, Storage
 from bindu_storage.analysis import frames as F
+from bindu_storage.analysis import frames_pg
 from bindu_storage.analysis.frames_columns import STATE_DTYPE, STATES
 from bindu_storage.analysis.frames_source import APPLICATION_NAME, PgReader, is_resumable
 from bindu_storage.analysis.frames_sql import PAGE_MARK
@@ -508,20 +509,27 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-async def test_memory_and_postgres_give_identical_frames(pg_storage: PostgresStorage, pg_url: str) -> None:
+def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, name: str) -> None:
+    """Same columns, dtypes and values, column by column."""
+    assert list(left.columns) == list(right.columns), name
+    for column in left.columns:
+        assert left[column].dtype == right[column].dtype, (name, column)
+        pd.testing.assert_series_equal(left[column], right[column], check_exact=True, obj=f"{name}.{column}")
+
+
+@pytest.mark.parametrize("sample_rows", [1, None], ids=["discovery-sample-1", "discovery-default"])
+async def test_memory_and_postgres_give_identical_frames(
+    pg_storage: PostgresStorage, pg_url: str, sample_rows: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if sample_rows is not None:  # discovery verifies a one-document guess against all documents
+        monkeypatch.setattr(frames_pg, "SAMPLE_ROWS", sample_rows)
     memory = InMemoryStorage(clock=StepClock())
     await seed(memory)
     await seed(pg_storage)
     await copy_timestamps(memory, pg_url)
     for name, kwargs in CALLS:
-        left = await LOADERS[name](memory, **kwargs)
-        right = await LOADERS[name](pg_storage, **kwargs)
-        assert list(left.columns) == list(right.columns), name
-        for column in left.columns:
-            assert left[column].dtype == right[column].dtype, (name, column)
-            pd.testing.assert_series_equal(
-                left[column], right[column], check_exact=True, obj=f"{name}.{column}"
-            )
+        left, right = await LOADERS[name](memory, **kwargs), await LOADERS[name](pg_storage, **kwargs)
+        assert_same_frames(left, right, name)
     # windows on the copied timestamps select the same rows
     created = (await F.tasks_frame(memory))["created_at"]
     for kwargs in ({"created_after": created.iloc[1]}, {"updated_before": created.iloc[3]},
@@ -551,6 +559,128 @@ async def test_numbers_read_as_postgresql_stores_them(pg_storage: PostgresStorag
     fb_left, fb_right = await F.feedback_frame(memory), await F.feedback_frame(pg_storage)
     assert fb_left["rating"].tolist() == fb_right["rating"].tolist()
     assert fb_left["rating"].tolist()[6:8] == [3, pd.NA]
+
+
+# --- documents that test the PostgreSQL read path ---------------------------------------------------
+
+T6, T7, T8, T9 = (uuid.UUID(int=0x200 + i) for i in range(4))
+CTX_D, CTX_E, CTX_F = (uuid.UUID(int=0xD0 + i) for i in range(3))
+ODD_TEXT = 'a,b "quoted"\nsecond line\\ with \\. and \u00e9 \u2713'
+
+
+async def seed_odd(st: Storage) -> None:
+    """Documents whose paths, types and texts take every branch of discovery and CSV decoding.
+
+    Later tasks hold what the first lacks: a scalar path that becomes an object, an object path
+    that becomes a scalar, new keys at every depth, an array where an object held key "0".
+    """
+    first = msg(T6, CTX_D, 1, text(ODD_TEXT), text(""), {"kind": ["text"], "text": "kind is a list"})
+    await st.submit_task(CTX_D, first)
+    await st.update_task(T6, "working", metadata={
+        "v": 1, "arr": {"0": "x"}, "e": {}, "s": ODD_TEXT, "empty": "", "dot": {"x.y": 1},
+        "n": None, "f": 0.1, "tiny": 1e-300, "neg": -(2**63), "obj": {"a": 1, "b": "two"},
+        "flag": False, "list": [1, "two", {"password": "hunter2"}],
+    })
+    odd_parts: list[Any] = [
+        "not a part", {"kind": "text", "text": 5}, {"kind": "text"}, {"text": "no kind"},
+        [{"kind": "text", "text": "nested"}], {"kind": "file", "file": {}}, text("last\\n"),
+    ]
+    await st.submit_task(CTX_E, msg(T7, CTX_E, 1, *odd_parts))
+    await st.update_task(T7, "working", metadata={
+        "v": {"w": 2}, "arr": ["y"], "e": {"later": True}, "s": "", "dot": 3, "x.y": 4,
+        "n": {"deep": [1, {"token": "sekret"}]}, "f": 2, "obj": "scalar now", "flag": None,
+        "late": {"a": {"b": {"c": {"d": 1.5}}}},
+    })
+    await st.submit_task(CTX_F, msg(T8, CTX_F, 1, text("plain")))
+    await st.update_task(T8, "working", metadata={"late": {"a": {"b": {"c": {"d": 2, "e": [None]}}}}})
+    await st.submit_task(CTX_F, msg(T9, CTX_F, 1, text("x")))
+    await st.update_task(T9, "working", metadata={"big": 2**64, "s": "\\."})
+    await st.store_task_feedback(T6, {"rating": 3, "tags": {"ux": "ok"}, "note": ODD_TEXT})
+    await st.store_task_feedback(T7, {"rating": 4.0, "tags": {"ux": 1, "extra": [True]}, "api_key": "k"})
+    await st.update_context(CTX_F, {"topic": ODD_TEXT, "nested": {"depth": {"x": None}}})
+
+
+@pytest.mark.parametrize("sample_rows", [1, 2, None], ids=["sample-1", "sample-2", "sample-default"])
+async def test_odd_documents_read_identically(
+    pg_storage: PostgresStorage, sample_rows: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if sample_rows is not None:
+        monkeypatch.setattr(frames_pg, "SAMPLE_ROWS", sample_rows)
+    memory = InMemoryStorage()
+    await seed_odd(memory)
+    await seed_odd(pg_storage)
+    for name in ("tasks", "messages", "feedback", "contexts"):
+        left, right = await LOADERS[name](memory), await LOADERS[name](pg_storage)
+        clocks = [c for c in left.columns if str(left[c].dtype) == TS]  # the two backends' own clocks
+        assert_same_frames(left.drop(columns=clocks), right.drop(columns=clocks), name)
+        parts = await chunks(ITERATORS[name](pg_storage, chunksize=1))
+        pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), right, check_exact=True)
+    tasks = (await F.tasks_frame(pg_storage)).set_index("id")
+    t6, t7 = tasks.loc[str(T6)], tasks.loc[str(T7)]
+    assert t6["metadata.s"] == ODD_TEXT and t7["metadata.s"] == ""
+    assert pd.isna(tasks.loc[str(T8), "metadata.s"])
+    assert tasks.loc[str(T9), "metadata.s"] == "\\."
+    assert t6["metadata.v"] == 1 and pd.isna(t7["metadata.v"]) and t7["metadata.v.w"] == 2
+    assert t6["metadata.arr.0"] == "x" and pd.isna(t7["metadata.arr.0"])  # keys never index arrays
+    assert str(tasks["metadata.late.a.b.c.d"].dtype) == "float64"
+    assert tasks["metadata.late.a.b.c.d"].tolist()[1:3] == [1.5, 2.0]
+    assert t6["metadata.dot.x.y"] == 1 and t7["metadata.dot"] == 3 and t7["metadata.x.y"] == 4
+    assert t6["metadata.list"] == [1, "two", {"password": "***"}]
+    assert t6["metadata.tiny"] == 1e-300 and str(tasks["metadata.neg"].dtype) == "Int64"
+    assert str(tasks["metadata.flag"].dtype) == "boolean" and str(tasks["metadata.big"].dtype) == "float64"
+    assert "metadata.e" not in tasks.columns and "metadata.n.deep" in tasks.columns
+    messages = await F.messages_frame(pg_storage)
+    assert messages["text"].tolist()[:2] == [ODD_TEXT + "\n", "last\\n"]
+    assert messages["part_kinds"].tolist()[:2] == ["text,text", "text,text,file,text"]
+
+
+async def test_discovery_from_a_sample_equals_a_walk_of_every_document(
+    pg_storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await seed(pg_storage)
+    await seed_odd(pg_storage)
+    reader = PgReader(pg_storage.schema, pool=pg_storage.pool)
+    info = await reader.info()
+    from bindu_storage.analysis import frames_sql
+    from bindu_storage.analysis.frames_args import TaskFilters
+
+    for source in (*frames_sql.tasks_query(info, TaskFilters(), None).flats,
+                   *frames_sql.feedback_query(info, TaskFilters(), None, None, False, None, None).flats):
+        expected = sorted((await frames_pg.walk(reader, source, frames_sql.DocRows())).infos(), key=repr)
+        assert expected
+        for sample_rows in range(1, 10):
+            monkeypatch.setattr(frames_pg, "SAMPLE_ROWS", sample_rows)
+            found = sorted(await frames_pg.discover(reader, source, None), key=repr)
+            assert found == expected, (source.prefix, sample_rows)
+
+
+async def test_parameters_never_enter_the_sql_text(fresh_database: str) -> None:
+    """Frames read through COPY, which takes no bound parameters: values travel as settings."""
+    url, schema = fresh_database, "frames$1"  # asyncpg's copy_from_query(query, *args) rewrites "$1"
+    await migrate.upgrade(url, schema)
+    conn = await asyncpg.connect(url)
+    await conn.execute("CREATE EXTENSION pg_stat_statements")
+    two = postgres_storage(url, schema=schema)
+    await two.connect()
+    marker = uuid.uuid4().hex
+    needle = f"needle-'\"$1-{marker}"
+    try:
+        await two.submit_task(CTX_A, msg(T1, CTX_A, 1))
+        await two.update_task(T1, "working", metadata={"q": needle, needle: 1})
+        df = await F.tasks_frame(url, schema=schema, metadata={"q": needle}, states=["working"])
+        assert ids(df) == s(T1) and df["metadata.q"].tolist() == [needle]
+        assert df[f"metadata.{needle}"].tolist() == [1]
+        chunked = await chunks(F.iter_tasks_frame(url, schema=schema, metadata={"q": needle}, chunksize=1))
+        pd.testing.assert_frame_equal(pd.concat(chunked, ignore_index=True), df)
+        texts = [r["query"] for r in await conn.fetch(
+            "SELECT query FROM pg_stat_statements"
+            " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )]
+        assert any(PAGE_MARK in t and t.startswith("COPY") for t in texts)
+        assert not [t for t in texts if marker in t]
+    finally:
+        await two.close()
+        await conn.close()
 
 
 # --- PostgreSQL sources ----------------------------------------------------------------------------
@@ -704,7 +834,7 @@ async def test_stream_on_a_hot_standby_survives_a_recovery_conflict(caplog: pyte
                     reading = asyncio.ensure_future(chunks(F.iter_tasks_frame(standby.url, chunksize=n)))
                     while not reading.done() and not await admin.fetchval(
                         "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
-                        " AND state = 'active' AND starts_with(query, $2)", APPLICATION_NAME, PAGE_MARK,
+                        " AND state = 'active' AND strpos(query, $2) > 0", APPLICATION_NAME, PAGE_MARK,
                     ):
                         await asyncio.sleep(0.005)
                     await conn.execute("INSERT INTO junk SELECT generate_series(1, 1000)")

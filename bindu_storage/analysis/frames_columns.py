@@ -129,6 +129,8 @@ class PathInfo:
     """JSON type names (``string``, ``number``, ``boolean``, ``array``, ``null``)."""
     all_int: bool
     """Every number under the path is an integer that fits in 64 bits."""
+    branch: bool = False
+    """The path also holds an object in some document (its keys are paths of their own)."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,9 @@ class FlatColumn:
     name: str
     paths: tuple[tuple[str, ...], ...]
     kind: str
+    plain: bool = False
+    """Every value discovered under the paths is of the kind (arrays for ``object``) or null,
+    and none is an object: PostgreSQL reads the column as the text of the value (``->>``)."""
 
 
 def kind_of(types: Iterable[str], all_int: bool) -> str:
@@ -218,19 +223,19 @@ def plan_columns(
                 path, is_secret = path[: i + 1], True
                 break
         name = ".".join(path)
-        entry = grouped.setdefault(name, {"paths": set(), "types": set(), "all_int": True, "secret": False})
+        entry = grouped.setdefault(
+            name, {"paths": set(), "types": set(), "all_int": True, "secret": False, "branch": False}
+        )
         entry["paths"].add(path)
         entry["types"].update(info.types)
         entry["all_int"] = entry["all_int"] and info.all_int
         entry["secret"] = entry["secret"] or is_secret
-    columns = {
-        name: FlatColumn(
-            f"{prefix}.{name}",
-            tuple(sorted(e["paths"])),
-            "secret" if e["secret"] else kind_of(e["types"], e["all_int"]),
-        )
-        for name, e in grouped.items()
-    }
+        entry["branch"] = entry["branch"] or info.branch
+    columns = {}
+    for name, e in grouped.items():
+        kind = "secret" if e["secret"] else kind_of(e["types"], e["all_int"])
+        plain = kind != "secret" and not e["branch"] and (kind != "object" or e["types"] <= {"array", "null"})
+        columns[name] = FlatColumn(f"{prefix}.{name}", tuple(sorted(e["paths"])), kind, plain)
     if wanted is None:
         return [columns[name] for name in sorted(columns)]
     chosen: list[FlatColumn] = []

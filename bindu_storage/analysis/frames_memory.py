@@ -10,7 +10,6 @@ JSON strings read as text, ``pg_number_text`` for numbers), the same flattening 
 from __future__ import annotations
 
 import itertools
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -36,7 +35,6 @@ Columns = dict[str, list[Any]]
 """Column name → values, the input of ``build_frame``."""
 
 _MISSING = object()
-_INDEX = re.compile(r"^-?[0-9]+$")
 
 
 # --- JSON helpers ---------------------------------------------------------------------------------
@@ -65,20 +63,12 @@ def discover(docs: Iterable[Any]) -> list[PathInfo]:
 
 
 def get_path(doc: Any, path: tuple[str, ...]) -> Any:
-    """PostgreSQL's ``doc #> path``: keys into objects, integer keys into arrays."""
+    """PostgreSQL's ``doc -> k1 -> k2 ...``: the value at ``path`` through objects only."""
     node = doc
     for key in path:
-        if isinstance(node, dict):
-            if key not in node:
-                return _MISSING
-            node = node[key]
-        elif isinstance(node, list) and _INDEX.match(key):
-            i = int(key)
-            if not -len(node) <= i < len(node):
-                return _MISSING
-            node = node[i]
-        else:
+        if not isinstance(node, dict) or key not in node:
             return _MISSING
+        node = node[key]
     return node
 
 

@@ -8,23 +8,27 @@
 * a PostgreSQL URL gets a connection of its own opened with ``default_transaction_read_only=on``
   and ``application_name=bindu-storage-frames``, closed when the loader finishes.
 
-``PgReader.fetch`` survives the interruptions a long read on a hot standby meets: a query
-cancelled by a recovery conflict (SQLSTATE 40001, or 57014/40P01 "conflict with recovery") or a
-lost connection is run again, up to ``MAX_RESUMES`` times in a row, after reconnecting. Loaders
-read in keyset-ordered chunks, so "again" means from the last completed chunk.
+Every read runs in a read-only transaction that first publishes the statement's parameters
+(``frames_params``). ``PgReader.fetch`` and ``PgReader.copy_csv`` survive the interruptions a
+long read on a hot standby meets: a query cancelled by a recovery conflict (SQLSTATE 40001, or
+57014/40P01 "conflict with recovery") or a lost connection is run again, up to ``MAX_RESUMES``
+times in a row, after reconnecting. Loaders read in keyset-ordered chunks, so "again" means
+from the last completed chunk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 
+from bindu_storage.analysis.frames_params import Param, set_params_sql
 from bindu_storage.dsn import describe_target, is_postgres_url, mask_secrets, mask_url, to_asyncpg_dsn
 from bindu_storage.errors import (
     InvalidTypeError,
@@ -70,9 +74,15 @@ GROUP BY c.relname
 """
 
 
-_SESSION_SETTINGS = "SET LOCAL jit = off"
-"""JIT compilation costs ~0.4 s per statement here (the planner's fixed estimate of 100 rows per
-``jsonb_each`` makes walks look huge) and gains nothing on these scans."""
+SESSION_SETTINGS = {"jit": "off", "TimeZone": "UTC", "DateStyle": "ISO, MDY", "extra_float_digits": "3"}
+"""Settings of every frame read. JIT compilation costs ~0.4 s per statement here (the planner's
+fixed estimate of 100 rows per ``jsonb_each`` makes walks look huge) and gains nothing on these
+scans; the others fix the text PostgreSQL writes (UTC ISO timestamps, shortest exact floats),
+which the CSV reader parses."""
+
+_SET_LOCAL = "; ".join(f"SET LOCAL {name} = '{value}'" for name, value in SESSION_SETTINGS.items())
+
+Work = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
 def is_resumable(exc: BaseException) -> bool:
@@ -148,7 +158,7 @@ class PgReader:
                 server_settings={
                     "default_transaction_read_only": "on",
                     "application_name": APPLICATION_NAME,
-                    "jit": "off",
+                    **SESSION_SETTINGS,
                 },
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -157,21 +167,29 @@ class PgReader:
                 f"{mask_secrets(str(exc) or type(exc).__name__, self._dsn)}"
             ) from None
 
-    async def _fetch_once(self, sql: str, args: Sequence[Any]) -> list[asyncpg.Record]:
+    async def _once(self, work: Work, params: Sequence[Param]) -> Any:
+        """Run ``work`` in a read-only transaction, after publishing the statement's parameters."""
         if self._pool is not None:
             async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-                await conn.execute(_SESSION_SETTINGS)
-                return await conn.fetch(sql, *args)
+                await conn.execute(_SET_LOCAL)
+                return await self._with_params(conn, work, params)
         if self._conn is None:
             self._conn = await self._connect()
             self._connected = True
-        return await self._conn.fetch(sql, *args)
+        async with self._conn.transaction(readonly=True):
+            return await self._with_params(self._conn, work, params)
 
-    async def fetch(self, sql: str, args: Sequence[Any] = ()) -> list[asyncpg.Record]:
+    @staticmethod
+    async def _with_params(conn: asyncpg.Connection, work: Work, params: Sequence[Param]) -> Any:
+        if params:
+            await conn.fetchval(set_params_sql(params), *(param.value for param in params))
+        return await work(conn)
+
+    async def _run(self, work: Work, params: Sequence[Param]) -> Any:
         """Run a read, running it again after a recovery conflict or a lost connection."""
         for attempt in range(MAX_RESUMES + 1):
             try:
-                return await self._fetch_once(sql, args)
+                return await self._once(work, params)
             except Exception as exc:
                 first_connect = isinstance(exc, StorageConnectionError) and not self._connected
                 lost = self._conn is not None and self._conn.is_closed()
@@ -186,6 +204,22 @@ class PgReader:
                 await self._drop_connection()
                 await asyncio.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
+
+    async def fetch(
+        self, sql: str, args: Sequence[Any] = (), *, params: Sequence[Param] = ()
+    ) -> list[asyncpg.Record]:
+        """The rows of a read (``args`` bound as ``$1``..., ``params`` as frame parameters)."""
+        return await self._run(lambda conn: conn.fetch(sql, *args), params)  # type: ignore[no-any-return]
+
+    async def copy_csv(self, sql: str, params: Sequence[Param] = ()) -> bytes:
+        """The rows of a read as CSV (``COPY (sql) TO STDOUT``), the frame parameters set first."""
+
+        async def work(conn: asyncpg.Connection) -> bytes:
+            out = io.BytesIO()  # a new buffer on each attempt: a resumed read starts afresh
+            await conn.copy_from_query(sql, output=out, format="csv")
+            return out.getvalue()
+
+        return await self._run(work, params)  # type: ignore[no-any-return]
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

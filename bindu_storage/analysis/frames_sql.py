@@ -1,15 +1,18 @@
 """The SQL of the frame loaders: projection, flattening and joins done by PostgreSQL.
 
 Every loader is a ``FrameQuery``: a FROM clause (the frame's table joined to its task), the
-WHERE conditions of its filters with bound parameters, the fixed select list, and the keyset
-key (``tasks.seq`` on our schema; ``created_at, id`` on upstream's, which has no ``seq``).
-From it come three statements:
+WHERE conditions of its filters (parameters read from settings, see ``frames_params``), the
+fixed select list, and the keyset key (``tasks.seq`` on our schema; ``created_at, id`` on
+upstream's, which has no ``seq``). From it come the statements:
 
-* ``discovery`` walks a JSONB column of the selected rows with a chain of lateral
-  ``jsonb_each`` and returns each key path with the JSON types of its values, so flattened
-  columns are planned without fetching documents;
-* ``page`` selects one chunk: fixed columns, one ``#>`` extraction per key path (tested and cast
-  in SQL to the planned type), ordered by the key and starting after the last key read;
+* ``discovery`` walks a JSONB column of chosen rows with a chain of lateral ``jsonb_each`` and
+  returns each key path with the JSON types of its values; ``verification`` looks known paths
+  up in every document in one aggregate pass (``frames_pg.discover`` combines the two), so
+  flattened columns are planned without fetching documents;
+* ``page`` selects one chunk, written out by ``COPY ... TO STDOUT (FORMAT csv)``: fixed
+  columns, one ``->``/``->>`` extraction per key path (through objects only; tested and cast in
+  SQL unless discovery proved every value fits), ordered by the key and starting after the
+  last key read; a whole read may use cheaper joins (``whole_from``, ``whole_select``);
 * ``count`` counts the rows (for progress bars).
 
 Columns an upstream database lacks (``owner_did``, ``seq``...) read as NULL; a missing table
@@ -26,6 +29,7 @@ from typing import Any
 
 from bindu_storage.analysis.frames_args import TaskFilters
 from bindu_storage.analysis.frames_columns import INT64_MAX, INT64_MIN, FlatColumn
+from bindu_storage.analysis.frames_params import Param, Params
 from bindu_storage.analysis.frames_source import SchemaInfo
 
 
@@ -36,7 +40,7 @@ def _str(expr: str) -> str:
 
 def _key_str(doc: str, key: str) -> str:
     """The text of a JSON string under a top-level key (NULL otherwise)."""
-    return _str(f"{doc} -> '{key}'")
+    return f"CASE WHEN jsonb_typeof({doc} -> '{key}') = 'string' THEN {doc} ->> '{key}' END"
 
 
 def _array(expr: str) -> str:
@@ -48,22 +52,21 @@ def _array_length(expr: str) -> str:
     return f"CASE WHEN jsonb_typeof({expr}) = 'array' THEN jsonb_array_length({expr}) ELSE 0 END"
 
 
-def _parts_text(parts: str) -> str:
-    """The text parts of a parts array joined with newlines (NULL when there are none)."""
-    return (
-        f"(SELECT string_agg(p.e ->> 'text', E'\\n' ORDER BY p.i) "
-        f"FROM jsonb_array_elements({_array(parts)}) WITH ORDINALITY AS p(e, i) "
-        "WHERE p.e ->> 'kind' = 'text' AND jsonb_typeof(p.e -> 'text') = 'string')"
-    )
+TEXT_PARTS = 'strict $[*] ? (@.kind == "text" && @.text.type() == "string").text'
+PART_KINDS = 'strict $[*] ? (@.kind.type() == "string").kind'
+"""SQL/JSON paths of the texts of a parts array's text parts, and of its parts' kinds, in order.
+
+Strict mode: a part that is not an object, or whose ``kind`` is not a string (even an array
+holding one), is skipped, as the in-memory backend skips it."""
 
 
-def _parts_kinds(parts: str) -> str:
-    """The kinds of a parts array joined with commas (NULL when there are none)."""
-    return (
-        f"(SELECT string_agg(p.e ->> 'kind', ',' ORDER BY p.i) "
-        f"FROM jsonb_array_elements({_array(parts)}) WITH ORDINALITY AS p(e, i) "
-        "WHERE jsonb_typeof(p.e -> 'kind') = 'string')"
-    )
+def _parts_array(parts: str, path: str) -> str:
+    """The JSON array of the strings ``path`` selects in a parts array (NULL for no array).
+
+    The client joins the strings (``frames_csv.join_strings``): an aggregate per message
+    (``string_agg`` over ``jsonb_array_elements``) costs a subplan and a sort per row.
+    """
+    return f"CASE WHEN jsonb_typeof({parts}) = 'array' THEN jsonb_path_query_array({parts}, '{path}') END"
 
 
 def rating(doc: str) -> str:
@@ -80,16 +83,16 @@ DISCOVERY_MARK = "/* bindu-storage frames: discovery */ "
 """Comments opening the statements, so ``pg_stat_activity`` shows what a session is reading."""
 
 
-class Params:
-    """Bound parameters, numbered as they are added."""
+def chain(doc: str, path: Sequence[str], p: Params, text: bool = False) -> str:
+    """``(doc -> k1 -> k2 ...)``: the value at ``path`` through objects only (``->>`` last for text).
 
-    def __init__(self, args: Sequence[Any] = ()) -> None:
-        self.args = list(args)
-
-    def __call__(self, value: Any, cast: str) -> str:
-        """The placeholder of a new parameter, cast to ``cast``."""
-        self.args.append(value)
-        return f"${len(self.args)}::{cast}"
+    Unlike ``#>``, a text key never indexes into an array, so only the values the discovery
+    walk saw are reached.
+    """
+    expr = doc
+    for i, key in enumerate(path):
+        expr = f"{expr} {'->>' if text and i == len(path) - 1 else '->'} {p.key(key)}"
+    return f"({expr})" if path else expr
 
 
 def _read(v: str, kind: str) -> str:
@@ -99,7 +102,7 @@ def _read(v: str, kind: str) -> str:
     if kind == "str":
         return f"CASE WHEN jsonb_typeof({v}) = 'string' THEN {v} #>> '{{}}' END"
     if kind == "bool":
-        return f"CASE WHEN jsonb_typeof({v}) = 'boolean' THEN {v}::boolean END"
+        return f"CASE WHEN jsonb_typeof({v}) = 'boolean' THEN {v}::text END"
     if kind == "Int64":
         return (
             f"CASE WHEN jsonb_typeof({v}) = 'number' AND scale({v}::numeric) = 0 AND {v}::numeric "
@@ -113,16 +116,20 @@ def _read(v: str, kind: str) -> str:
 def flat_exprs(flat: Sequence[tuple[str, FlatColumn]], p: Params) -> tuple[list[str], str]:
     """The select expressions of the flattened columns, and the LATERAL join they read from.
 
-    Each key path is extracted once per row (``doc #> path``) in a fenced lateral subquery
-    (``OFFSET 0`` keeps the planner from inlining it and repeating the extraction); the
-    column expressions then test and cast the extracted values.
+    A ``plain`` column (discovery saw only values of its kind there, never an object) is read
+    with ``->>``, whose text is exactly the value. Other columns extract each key path once per
+    row in a fenced lateral subquery (``OFFSET 0`` keeps the planner from inlining it and
+    repeating the extraction), then test and cast the extracted values.
     """
     values: list[str] = []
     exprs: list[str] = []
     for doc, col in flat:
         reads = []
         for path in col.paths:
-            values.append(f"{doc} #> {p(list(path), 'text[]')} AS v{len(values)}")
+            if col.plain:
+                reads.append(chain(doc, path, p, text=True))
+                continue
+            values.append(f"{chain(doc, path, p)} AS v{len(values)}")
             reads.append(_read(f"j.v{len(values) - 1}", col.kind))
         exprs.append(reads[0] if len(reads) == 1 else "coalesce(" + ", ".join(reads) + ")")
     lateral = f" CROSS JOIN LATERAL (SELECT {', '.join(values)} OFFSET 0) AS j" if values else ""
@@ -152,7 +159,7 @@ class FrameQuery:
     """(alias, expression) of the fixed columns, in frame order."""
     from_: str
     where: tuple[str, ...]
-    args: tuple[Any, ...]
+    params: tuple[Param, ...]
     keys: tuple[tuple[str, str], ...]
     """(expression, SQL type) of the keyset key, in ORDER BY order."""
     doc: str | None = None
@@ -161,17 +168,21 @@ class FrameQuery:
     """The table is missing: the frame is empty."""
     whole_from: str | None = None
     """A FROM clause cheaper for reading every selected row in one query (no ``LIMIT``)."""
+    whole_select: tuple[tuple[str, str], ...] | None = None
+    """Fixed columns cheaper for reading every selected row in one query (same names)."""
     count_from: str | None = None
     """A FROM clause enough for counting the rows (without joins that only add columns)."""
+    joined: tuple[tuple[str, str], ...] = ()
+    """(alias, separator) of fixed columns selected as JSON arrays of strings, to join."""
 
     def _head(
-        self, p: Params, after: Sequence[Any] | None, lateral: str = "", from_: str | None = None
+        self, p: Params, after: Sequence[str] | None, lateral: str = "", from_: str | None = None
     ) -> str:
         sql = f" FROM {from_ or self.from_}{lateral}"
         conds = list(self.where)
         if after is not None:
             left = ", ".join(k for k, _ in self.keys)
-            right = [p(v, t) for v, (_, t) in zip(after, self.keys, strict=True)]
+            right = [p(v, t, bind="text") for v, (_, t) in zip(after, self.keys, strict=True)]
             conds.append(f"({left}) > ({', '.join(right)})")
             if len(self.keys) > 1:  # lets the planner start an index scan at the first key
                 conds.append(f"{self.keys[0][0]} >= {right[0]}")
@@ -183,72 +194,159 @@ class FrameQuery:
         return " ORDER BY " + ", ".join(k for k, _ in self.keys)
 
     def page(
-        self, flat: Sequence[tuple[str, FlatColumn]], after: Sequence[Any] | None, limit: int | None
-    ) -> tuple[str, list[Any]]:
-        """One chunk: fixed columns, flattened columns ``_f<i>``, key columns ``_k<i>``."""
-        p = Params(self.args)
+        self,
+        flat: Sequence[tuple[str, FlatColumn]],
+        after: Sequence[str] | None,
+        limit: int | None,
+        keys: bool = True,
+    ) -> tuple[str, list[Param]]:
+        """One chunk: fixed columns, flattened columns ``_f<i>``, then (``keys``) the key columns
+        ``_k<i>`` as text.
+
+        ``after`` is the key of the last row read, as the text the previous chunk gave.
+        """
+        p = Params(self.params)
+        whole = after is None and limit is None
         exprs, lateral = flat_exprs(flat, p)
-        cols = [f'{expr} AS "{alias}"' for alias, expr in self.select]
+        select = self.whole_select if whole and self.whole_select is not None else self.select
+        cols = [f'{expr} AS "{alias}"' for alias, expr in select]
         cols += [f"{expr} AS _f{i}" for i, expr in enumerate(exprs)]
-        cols += [f"{expr} AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
-        whole = self.whole_from if after is None and limit is None else None
-        sql = PAGE_MARK + "SELECT " + ", ".join(cols) + self._head(p, after, lateral, whole) + self._order()
+        if keys:
+            cols += [f"({expr})::text AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
+        from_ = self.whole_from if whole else None
+        sql = PAGE_MARK + "SELECT " + ", ".join(cols) + self._head(p, after, lateral, from_) + self._order()
         if limit is not None:
             sql += f" LIMIT {p(limit, 'bigint')}"
-        return sql, p.args
+        return sql, p.params
 
-    def count(self, limit: int | None) -> tuple[str, list[Any]]:
+    def count(self, limit: int | None) -> tuple[str, list[Param]]:
         """The number of rows the loader reads."""
-        p = Params(self.args)
+        p = Params(self.params)
         inner = "SELECT 1" + self._head(p, None, from_=self.count_from)
         if limit is not None:
             inner += self._order() + f" LIMIT {p(limit, 'bigint')}"
-        return f"SELECT count(*) AS n FROM ({inner}) AS x", p.args
+        return f"SELECT count(*) AS n FROM ({inner}) AS x", p.params
+
+    def documents(self, p: Params, rows: DocRows) -> str:
+        """``SELECT doc`` of the rows a discovery statement reads."""
+        assert self.doc is not None
+        sql = f"SELECT {self.doc} AS doc" + self._head(p, None)
+        first = min((n for n in (rows.limit, rows.sample) if n is not None), default=None)
+        if first is not None:
+            sql += self._order() + f" LIMIT {p(first, 'bigint')}"
+        if rows.other_keys:
+            found = [_other_keys(chain("s.doc", path, p), keys, p) for path, keys in rows.other_keys]
+            sql = f"SELECT s.doc FROM ({sql}) AS s WHERE {' OR '.join(found)}"
+        return sql
 
     def discovery(
-        self, depth: int, limit: int | None, wanted: list[str] | None, top: list[str] | None
-    ) -> tuple[str, list[Any]]:
-        """Every key path of ``doc`` down to ``depth`` over the selected rows, with its JSON types.
+        self,
+        roots: Sequence[tuple[str, ...]],
+        depth: int,
+        rows: DocRows,
+        wanted: list[str] | None = None,
+        top: list[str] | None = None,
+    ) -> tuple[str, list[Param]]:
+        """The key paths under ``roots`` of ``doc``, ``depth`` levels deep, over ``rows``.
 
-        One row per (path, type) with ``all_int`` (every number an int64) for numbers. The type
-        ``deeper`` marks a non-empty object at ``depth``: run again with a larger depth. A chain
-        of lateral ``jsonb_each`` walks each document once (a recursive CTE is several times
-        slower: it materialises every level).
+        One row per (``root``: index into ``roots``, keys ``k1``..``k<depth>`` (NULL past the
+        path's end), JSON ``type``), with ``all_int`` (every number an int64) for numbers. The
+        type ``deeper`` marks a non-empty object at ``depth``: its path is a root of the next
+        round; ``object`` an empty one. A chain of
+        lateral ``jsonb_each`` walks each document once (a recursive CTE is several times
+        slower: it materialises every level); later rounds walk only the objects under their
+        roots. ``wanted``/``top`` restrict the first level of the root document to the keys a
+        column selection can start with.
         """
-        assert self.doc is not None
-        p = Params(self.args)
-        src = f"SELECT {self.doc} AS doc" + self._head(p, None)
-        if limit is not None:
-            src += self._order() + f" LIMIT {p(limit, 'bigint')}"
+        p = Params(self.params)
+        src = self.documents(p, rows)
+        if list(roots) == [()]:
+            root, start = "0", "src.doc"
+        else:
+            values = ", ".join(f"({i}, {chain('src.doc', r, p)})" for i, r in enumerate(roots))
+            root, start = "r.i", "r.v"
         walk = (
-            " CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(src.doc) = 'object'"
-            " THEN src.doc ELSE '{}'::jsonb END) AS e1"
+            f" CROSS JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof({start}) = 'object'"
+            f" THEN {start} END) AS e1"
         )
+        if root == "r.i":
+            walk = f" CROSS JOIN LATERAL (VALUES {values}) AS r(i, v)" + walk
         for i in range(2, depth + 1):
             walk += (
                 f" LEFT JOIN LATERAL jsonb_each(CASE WHEN jsonb_typeof(e{i - 1}.value) = 'object'"
                 f" THEN e{i - 1}.value END) AS e{i} ON true"
             )
         where = ""
-        if wanted is not None and top is not None:
+        if wanted is not None and top is not None and root == "0":
             where = (
                 f" WHERE e1.key = ANY({p(top, 'text[]')}) OR EXISTS (SELECT 1 FROM"
                 f" unnest({p(wanted, 'text[]')}) AS w(name) WHERE starts_with(e1.key, w.name || '.'))"
             )
-        paths = [f"ARRAY[{', '.join(f'e{j}.key' for j in range(1, i + 1))}]" for i in range(1, depth + 1)]
-        path = "CASE " + " ".join(
-            f"WHEN e{i}.key IS NOT NULL THEN {paths[i - 1]}" for i in range(depth, 1, -1)
-        ) + f" ELSE {paths[0]} END" if depth > 1 else paths[0]
+        keys = ", ".join(f"e{i}.key AS k{i}" for i in range(1, depth + 1))
         value = "coalesce(" + ", ".join(f"e{i}.value" for i in range(depth, 0, -1)) + ")"
+        groups = ", ".join(str(i) for i in range(1, depth + 3))
         sql = (
-            f"{DISCOVERY_MARK}WITH src AS ({src}) SELECT {path} AS path,"
+            f"{DISCOVERY_MARK}WITH src AS ({src}) SELECT {root} AS root, {keys},"
             f" CASE WHEN jsonb_typeof({value}) = 'object' AND {value} <> '{{}}'::jsonb THEN 'deeper'"
             f" ELSE jsonb_typeof({value}) END AS type,"
             f" bool_and(scale({value}::numeric) = 0 AND {value}::numeric BETWEEN {INT64_MIN} AND {INT64_MAX})"
             f" FILTER (WHERE jsonb_typeof({value}) = 'number') AS all_int"
-            f" FROM src{walk}{where} GROUP BY 1, 2"
+            f" FROM src{walk}{where} GROUP BY {groups}"
         )
-        return sql, p.args
+        return sql, p.params
+
+    def verification(
+        self, paths: Sequence[tuple[tuple[str, ...], tuple[str, ...]]], rows: DocRows
+    ) -> tuple[str, list[Param]]:
+        """One row: for each (path, keys), ``m<i>``, the ``TYPE_BITS`` of its values in ``rows``.
+
+        ``NOT_INT`` marks a number that is no int64, ``OTHER_KEYS`` an object with keys outside
+        ``keys``. One pass looks each path up in every document: no per-key rows, no grouping.
+        """
+        p = Params(self.params)
+        src = self.documents(p, rows)
+        masks = []
+        for i, (path, keys) in enumerate(paths):
+            v = chain("src.doc", path, p)
+            text = chain("src.doc", path, p, text=True) if path else f"({v} #>> '{{}}')"
+            number, other = TYPE_BITS["number"], TYPE_BITS["number"] | NOT_INT
+            masks.append(
+                f"bit_or(CASE jsonb_typeof({v}) WHEN 'string' THEN {TYPE_BITS['string']}"
+                # a number's text has a '.' when it has decimals (never an exponent)
+                f" WHEN 'number' THEN CASE WHEN strpos({text}, '.') > 0 THEN {other}"
+                f" WHEN length({text}) < 19 THEN {number}"
+                f" WHEN {v}::numeric BETWEEN {INT64_MIN} AND {INT64_MAX} THEN {number} ELSE {other} END"
+                f" WHEN 'boolean' THEN {TYPE_BITS['boolean']} WHEN 'array' THEN {TYPE_BITS['array']}"
+                f" WHEN 'null' THEN {TYPE_BITS['null']} WHEN 'object' THEN CASE WHEN"
+                f" {_other_keys(v, keys, p, typed=False)} THEN {TYPE_BITS['object'] | OTHER_KEYS}"
+                f" ELSE {TYPE_BITS['object']} END END) AS m{i}"
+            )
+        sql = f"{DISCOVERY_MARK}WITH src AS ({src}) SELECT {', '.join(masks)} FROM src"
+        return sql, p.params
+
+
+TYPE_BITS = {"string": 1, "number": 2, "boolean": 4, "array": 8, "null": 16, "object": 32}
+"""The bit of each JSON type in a ``verification`` mask."""
+NOT_INT, OTHER_KEYS = 64, 128
+"""Mask bits: a number that is no int64; an object with keys outside the known ones."""
+
+
+@dataclass(frozen=True)
+class DocRows:
+    """Which of a frame's selected rows a discovery statement reads."""
+
+    limit: int | None = None
+    """The frame's ``limit``: only its first rows."""
+    sample: int | None = None
+    """Only the first rows, to guess the key paths from."""
+    other_keys: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
+    """Only documents holding, at one of these paths, an object with keys outside the given ones."""
+
+
+def _other_keys(v: str, keys: Sequence[str], p: Params, typed: bool = True) -> str:
+    """Whether ``v`` is an object with keys outside ``keys`` (``typed=False``: known an object)."""
+    test = f"{v} - {p(list(keys), 'text[]')} <> '{{}}'::jsonb"
+    return f"CASE WHEN jsonb_typeof({v}) = 'object' THEN {test} ELSE false END" if typed else test
 
 
 # --- building blocks over the documented schema -----------------------------------------------
@@ -306,7 +404,7 @@ def _task_metadata_source(
 ) -> FlatSource:
     from_, where, p = _tasks_base(info, f)
     discover = FrameQuery(
-        (), from_, tuple(where), tuple(p.args), _keys(info, "t", "tasks"),
+        (), from_, tuple(where), tuple(p.params), _keys(info, "t", "tasks"),
         doc=_col(info, "t", "tasks", "metadata", "jsonb"),
     )
     return FlatSource(prefix, discover.doc or "", discover, wanted=wanted, limited=limited)
@@ -353,7 +451,7 @@ def tasks_query(info: SchemaInfo, f: TaskFilters, metadata_columns: list[str] | 
     meta = _task_metadata_source(info, f, metadata_columns)
     keys = _keys(info, "t", "tasks")
     return FrameQuery(
-        select, from_, tuple(where), tuple(p.args), keys,
+        select, from_, tuple(where), tuple(p.params), keys,
         flats=(meta,), whole_from=whole, count_from=count_from,
     )
 
@@ -366,9 +464,11 @@ def _items_query(info: SchemaInfo, f: TaskFilters, column: str, fields: tuple[st
         ("task_id", "t.id::text"), ("context_id", "t.context_id::text"), ("position", "h.o - 1"),
     )
     select += tuple((name, _key_str("h.m", name)) for name in fields)
-    select += (("text", _parts_text("h.m -> 'parts'")), ("part_kinds", _parts_kinds("h.m -> 'parts'")))
+    parts = "h.m -> 'parts'"
+    select += (("text", _parts_array(parts, TEXT_PARTS)), ("part_kinds", _parts_array(parts, PART_KINDS)))
     keys = (*_keys(info, "t", "tasks"), ("h.o", "bigint"))
-    return FrameQuery(select, from_, tuple(where), tuple(p.args), keys)
+    joined = (("text", "\n"), ("part_kinds", ","))
+    return FrameQuery(select, from_, tuple(where), tuple(p.params), keys, joined=joined)
 
 
 def messages_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
@@ -416,7 +516,7 @@ def contexts_query(
         ("owner_did", _col(info, "c", "contexts", "owner_did", "text")),
     )
     keys = _keys(info, "c", "contexts")
-    base = FrameQuery(select, from_, tuple(where), tuple(p.args), keys)
+    base = FrameQuery(select, from_, tuple(where), tuple(p.params), keys)
     source = FlatSource("context_data", data, replace(base, doc=data), wanted=data_columns)
     return replace(base, flats=(source,))
 
@@ -450,7 +550,7 @@ def feedback_query(
     )
     if with_task:
         select += (("context_id", "t.context_id::text"), ("state", "t.state::text"))
-    base = FrameQuery(select, from_, tuple(where), tuple(p.args), (("fb.id", "bigint"),))
+    base = FrameQuery(select, from_, tuple(where), tuple(p.params), (("fb.id", "bigint"),))
     flats = [FlatSource("feedback", data, replace(base, doc=data), FEEDBACK_OWN_KEYS, feedback_columns)]
     if with_task and task_metadata is not None:
         flats.append(_task_metadata_source(info, f, task_metadata, limited=False))
@@ -460,12 +560,22 @@ def feedback_query(
 def events_query(
     info: SchemaInfo, f: TaskFilters, since: datetime | None, until: datetime | None
 ) -> FrameQuery:
-    """One row per recorded state change, with the time spent before and after it."""
+    """One row per recorded state change, with the time spent before and after it.
+
+    Chunks find each event's neighbours by index probes; a whole read takes them from window
+    functions over the selected tasks' events (one sort instead of two probes per event).
+    """
     if not info.has("task_events"):
         return FrameQuery((), "", (), (), (), empty=True)
     s = info.quoted
-    from_, where, p = _tasks_base(info, f)
-    from_ = f"{s}.task_events e JOIN {from_} ON t.id = e.task_id"
+    tasks, where, p = _tasks_base(info, f)
+    from_ = f"{s}.task_events e JOIN {tasks} ON t.id = e.task_id"
+    chosen = f" WHERE e.task_id IN (SELECT t.id FROM {tasks} WHERE {' AND '.join(where)})" if where else ""
+    whole = (
+        "(SELECT e.id, e.task_id, e.from_state, e.to_state, e.at, lag(e.at) OVER w AS prev_at,"
+        f" lead(e.at) OVER w AS next_at FROM {s}.task_events e{chosen}"
+        f" WINDOW w AS (PARTITION BY e.task_id ORDER BY e.id)) AS e JOIN {tasks} ON t.id = e.task_id"
+    )
     where += _window("e.at", since, until, p)
     prev = (
         f"(SELECT pe.at FROM {s}.task_events pe WHERE pe.task_id = e.task_id AND pe.id < e.id"
@@ -475,16 +585,27 @@ def events_query(
         f"(SELECT ne.at FROM {s}.task_events ne WHERE ne.task_id = e.task_id AND ne.id > e.id"
         " ORDER BY ne.id LIMIT 1)"
     )
-    select = (
+    fixed = (
         ("id", "e.id::bigint"),
         ("task_id", "e.task_id::text"),
         ("from_state", "e.from_state::text"),
         ("to_state", "e.to_state::text"),
         ("at", "e.at"),
+    )
+    select = (
+        *fixed,
         ("duration_s", f"extract(epoch FROM e.at - {prev})::float8"),
         ("in_state_s", f"extract(epoch FROM {nxt} - e.at)::float8"),
     )
-    return FrameQuery(select, from_, tuple(where), tuple(p.args), (("e.id", "bigint"),))
+    whole_select = (
+        *fixed,
+        ("duration_s", "extract(epoch FROM e.at - e.prev_at)::float8"),
+        ("in_state_s", "extract(epoch FROM e.next_at - e.at)::float8"),
+    )
+    return FrameQuery(
+        select, from_, tuple(where), tuple(p.params), (("e.id", "bigint"),),
+        whole_from=whole, whole_select=whole_select,
+    )
 
 
 def webhooks_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
@@ -511,4 +632,4 @@ def webhooks_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
         (_col(info, "w", "webhook_configs", "created_at", "timestamptz"), "timestamptz"),
         ("w.task_id", "uuid"),
     )
-    return FrameQuery(select, from_, tuple(where), tuple(p.args), keys)
+    return FrameQuery(select, from_, tuple(where), tuple(p.params), keys)
