@@ -1,11 +1,17 @@
-"""Parameters of frame statements, passed as transaction-local settings.
+"""Parameters of frame statements: bound, or passed as transaction-local settings for COPY.
 
-``COPY (SELECT ...) TO STDOUT``, which frames read through, takes no bound parameters (asyncpg's
-``copy_from_query(query, *args)`` inlines them into the SQL text). Frame statements therefore
-read theirs from settings: ``Params`` writes ``(SELECT current_setting('bindu_frames.p<n>')::type)``
-in the SQL, an uncorrelated subquery PostgreSQL computes once per statement, and ``PgReader`` runs
-``set_params_sql`` with the values bound as protocol parameters in the statement's transaction
-first (``set_config(..., is_local => true)``: gone at commit). A value never enters SQL text.
+Frame SQL is written with parameter slots (``Params``), filled when a statement is run:
+
+* ``bound`` makes them protocol parameters (``$1::type``), as every statement but the page reads
+  has them: the planner sees the values;
+* ``COPY (SELECT ...) TO STDOUT``, which pages are read through, takes no bound parameters
+  (asyncpg's ``copy_from_query(query, *args)`` inlines them into the SQL text). ``from_settings``
+  makes each slot ``(SELECT current_setting('bindu_frames.p<n>')::type)``, an uncorrelated
+  subquery PostgreSQL computes once per statement, and ``set_params_sql`` publishes the values,
+  bound as protocol parameters of one ``set_config`` call in the statement's transaction
+  (``is_local``: gone at commit).
+
+Either way a value never enters SQL text.
 """
 
 from __future__ import annotations
@@ -15,26 +21,27 @@ from dataclasses import dataclass
 from typing import Any
 
 PARAM_PREFIX = "bindu_frames.p"
-"""Frame statements read their parameters from the transaction-local settings ``bindu_frames.p<n>``."""
+"""COPY statements read their parameters from the transaction-local settings ``bindu_frames.p<n>``."""
+
+_SLOT = "\x00"
+"""Delimits parameter slots in frame SQL: never part of SQL text (PostgreSQL refuses NUL)."""
 
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter of a frame statement: its value and the SQL type asyncpg binds it as."""
+    """One parameter of a frame statement."""
 
     value: Any
+    cast: str
+    """The SQL type the statement reads it as."""
     bind: str
+    """The SQL type asyncpg binds it as (text for keyset keys handed back from CSV)."""
 
 
 class Params:
     """The parameters of one frame statement, numbered as they are added.
 
-    ``COPY (SELECT ...) TO STDOUT`` takes no bound parameters, so frame statements read theirs
-    from transaction-local settings: ``p(value, cast)`` records the value and returns
-    ``(SELECT current_setting('bindu_frames.p<n>')::cast)::cast``, an uncorrelated subquery that
-    PostgreSQL computes once per statement. ``PgReader`` binds the values (as protocol
-    parameters of one ``set_config`` call) in the statement's transaction, before running it:
-    values never enter the SQL text. Equal text values share one setting (JSON keys repeat).
+    Equal text values share one parameter (JSON keys repeat in key paths).
     """
 
     def __init__(self, params: Sequence[Param] = ()) -> None:
@@ -42,26 +49,59 @@ class Params:
         self._texts: dict[tuple[str, str], str] = {}
 
     def __call__(self, value: Any, cast: str, bind: str | None = None) -> str:
-        """The SQL reading a new parameter as ``cast`` (bound as ``bind``, by default ``cast``)."""
+        """The slot of a new parameter read as ``cast`` (bound as ``bind``, by default ``cast``)."""
         if value is None:
             raise AssertionError("a frame parameter is never NULL")
         shared = (value, cast) if isinstance(value, str) and bind is None else None
         if shared is not None and shared in self._texts:
             return self._texts[shared]
-        self.params.append(Param(value, bind or cast))
-        # the cast outside (a no-op) makes ``= ANY(ref)`` read an array, not a subquery's rows
-        ref = f"(SELECT current_setting('{PARAM_PREFIX}{len(self.params)}')::{cast})::{cast}"
+        self.params.append(Param(value, cast, bind or cast))
+        slot = f"{_SLOT}{len(self.params)}{_SLOT}"
         if shared is not None:
-            self._texts[shared] = ref
-        return ref
+            self._texts[shared] = slot
+        return slot
 
     def key(self, key: str) -> str:
         """A JSON object key, as a parameter."""
         return self(key, "text")
 
 
+def _fill(sql: str, params: Sequence[Param], write: Any) -> tuple[str, list[Param]]:
+    """Write each slot (``write(n, param)``), numbering the parameters used by first use."""
+    parts = sql.split(_SLOT)
+    if len(parts) % 2 == 0:
+        raise AssertionError("unbalanced parameter slots")
+    numbers: dict[int, int] = {}
+    for i in range(1, len(parts), 2):
+        slot = int(parts[i])
+        numbers.setdefault(slot, len(numbers) + 1)
+        parts[i] = write(numbers[slot], params[slot - 1])
+    return "".join(parts), [params[slot - 1] for slot in numbers]
+
+
+def bound(sql: str, params: Sequence[Param]) -> tuple[str, list[Any]]:
+    """The statement with its slots as protocol parameters, and their values."""
+
+    def write(n: int, param: Param) -> str:
+        return f"${n}::{param.bind}" + (f"::{param.cast}" if param.cast != param.bind else "")
+
+    sql, used = _fill(sql, params, write)
+    return sql, [param.value for param in used]
+
+
+def from_settings(sql: str, params: Sequence[Param]) -> tuple[str, list[Param]]:
+    """The statement with its slots read from settings, and the parameters ``set_params_sql``
+    must publish for it."""
+
+    def write(n: int, param: Param) -> str:
+        # the cast outside (a no-op) makes ``= ANY(...)`` read an array, not a subquery's rows
+        return f"(SELECT current_setting('{PARAM_PREFIX}{n}')::{param.cast})::{param.cast}"
+
+    return _fill(sql, params, write)
+
+
 def set_params_sql(params: Sequence[Param]) -> str:
-    """The statement that publishes ``params`` (bound as ``$1``...) as the settings ``Params`` reads."""
+    """The statement publishing ``params`` (bound as ``$1``...) as the settings ``from_settings`` reads."""
     values = ", ".join(f"${i}::{param.bind}::text" for i, param in enumerate(params, start=1))
     return (
         f"SELECT count(set_config('{PARAM_PREFIX}' || s.n, s.value, true)) AS n"

@@ -28,7 +28,7 @@ from typing import Any
 
 import asyncpg
 
-from bindu_storage.analysis.frames_params import Param, set_params_sql
+from bindu_storage.analysis.frames_params import Param, bound, from_settings, set_params_sql
 from bindu_storage.dsn import describe_target, is_postgres_url, mask_secrets, mask_url, to_asyncpg_dsn
 from bindu_storage.errors import (
     InvalidTypeError,
@@ -168,7 +168,7 @@ class PgReader:
             ) from None
 
     async def _once(self, work: Work, params: Sequence[Param]) -> Any:
-        """Run ``work`` in a read-only transaction, after publishing the statement's parameters."""
+        """Run ``work`` in a read-only transaction, after publishing ``params`` as settings."""
         if self._pool is not None:
             async with self._pool.acquire() as conn, conn.transaction(readonly=True):
                 await conn.execute(_SET_LOCAL)
@@ -208,18 +208,27 @@ class PgReader:
     async def fetch(
         self, sql: str, args: Sequence[Any] = (), *, params: Sequence[Param] = ()
     ) -> list[asyncpg.Record]:
-        """The rows of a read (``args`` bound as ``$1``..., ``params`` as frame parameters)."""
-        return await self._run(lambda conn: conn.fetch(sql, *args), params)  # type: ignore[no-any-return]
+        """The rows of a read: ``args`` bound as ``$1``..., or frame SQL with ``params``."""
+        if params:
+            sql, args = bound(sql, params)
+        return await self._run(lambda conn: conn.fetch(sql, *args), ())  # type: ignore[no-any-return]
 
-    async def copy_csv(self, sql: str, params: Sequence[Param] = ()) -> bytes:
-        """The rows of a read as CSV (``COPY (sql) TO STDOUT``), the frame parameters set first."""
+    async def copy_csv(self, sql: str, params: Sequence[Param] = (), before: str | None = None) -> bytes:
+        """The rows of frame SQL as CSV (``COPY (sql) TO STDOUT``), its ``params`` set first.
+
+        ``before``, frame SQL with bound ``params``, runs first in the same transaction.
+        """
+        statement, used = from_settings(sql, params)
+        prelude = bound(before, params) if before is not None else None
 
         async def work(conn: asyncpg.Connection) -> bytes:
+            if prelude is not None:
+                await conn.fetchval(prelude[0], *prelude[1])
             out = io.BytesIO()  # a new buffer on each attempt: a resumed read starts afresh
-            await conn.copy_from_query(sql, output=out, format="csv")
+            await conn.copy_from_query(statement, output=out, format="csv")
             return out.getvalue()
 
-        return await self._run(work, params)  # type: ignore[no-any-return]
+        return await self._run(work, used)  # type: ignore[no-any-return]
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

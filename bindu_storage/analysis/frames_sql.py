@@ -78,6 +78,9 @@ def rating(doc: str) -> str:
     )
 
 
+ROWS_SETTING = "bindu_frames.rows"
+"""The setting holding the keys of the rows a filtered whole read picked (see ``FrameQuery.page``)."""
+
 PAGE_MARK = "/* bindu-storage frames: page */ "
 DISCOVERY_MARK = "/* bindu-storage frames: discovery */ "
 """Comments opening the statements, so ``pg_stat_activity`` shows what a session is reading."""
@@ -174,6 +177,9 @@ class FrameQuery:
     """A FROM clause enough for counting the rows (without joins that only add columns)."""
     joined: tuple[tuple[str, str], ...] = ()
     """(alias, separator) of fixed columns selected as JSON arrays of strings, to join."""
+    selector: tuple[str, str, str] | None = None
+    """(expression, SQL type, FROM clause) of a unique key of the rows the filters choose: a
+    filtered whole read chooses them by a statement with bound parameters (see ``page``)."""
 
     def _head(
         self, p: Params, after: Sequence[str] | None, lateral: str = "", from_: str | None = None
@@ -199,11 +205,15 @@ class FrameQuery:
         after: Sequence[str] | None,
         limit: int | None,
         keys: bool = True,
-    ) -> tuple[str, list[Param]]:
+    ) -> tuple[str, list[Param], str | None]:
         """One chunk: fixed columns, flattened columns ``_f<i>``, then (``keys``) the key columns
-        ``_k<i>`` as text.
+        ``_k<i>`` as text; its parameters; and the statement to run before it, if any.
 
-        ``after`` is the key of the last row read, as the text the previous chunk gave.
+        ``after`` is the key of the last row read, as the text the previous chunk gave. The
+        chunk is read by COPY, whose parameters the planner cannot see: filters that pick a few
+        rows out of many would get a plan for many. So a filtered whole read first runs
+        ``before``, with bound parameters, which picks the rows' keys into the setting
+        ``bindu_frames.rows``; the page then reads the rows of those keys.
         """
         p = Params(self.params)
         whole = after is None and limit is None
@@ -214,10 +224,24 @@ class FrameQuery:
         if keys:
             cols += [f"({expr})::text AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
         from_ = self.whole_from if whole else None
-        sql = PAGE_MARK + "SELECT " + ", ".join(cols) + self._head(p, after, lateral, from_) + self._order()
+        before = None
+        if whole and self.where and self.selector is not None:
+            key, key_type, chosen_from = self.selector
+            before = (
+                f"SELECT set_config('{ROWS_SETTING}', coalesce(array_agg(x.k)::text, '{{}}'), true)"
+                f" FROM (SELECT {key} AS k FROM {chosen_from} WHERE {' AND '.join(self.where)}) AS x"
+            )
+            rows = f"(SELECT current_setting('{ROWS_SETTING}')::{key_type}[])::{key_type}[]"
+            # the joins of the chunks (index probes per row) suit the rows picked, but the
+            # columns of whole_select come from whole_from
+            read_from = from_ if self.whole_select is not None else self.from_
+            head = f" FROM {read_from}{lateral} WHERE {key} = ANY({rows})"
+        else:
+            head = self._head(p, after, lateral, from_)
+        sql = PAGE_MARK + "SELECT " + ", ".join(cols) + head + self._order()
         if limit is not None:
             sql += f" LIMIT {p(limit, 'bigint')}"
-        return sql, p.params
+        return sql, p.params, before
 
     def count(self, limit: int | None) -> tuple[str, list[Param]]:
         """The number of rows the loader reads."""
@@ -365,6 +389,12 @@ def _keys(info: SchemaInfo, alias: str, table: str) -> tuple[tuple[str, str], ..
     return ((f"{alias}.id", "uuid"),)
 
 
+def _row_key(info: SchemaInfo, alias: str, table: str) -> tuple[str, str, str]:
+    """A ``selector`` on a table: its unique ``seq``, else its ``id``."""
+    key = (f"{alias}.seq", "bigint") if info.has(table, "seq") else (f"{alias}.id", "uuid")
+    return (*key, f"{info.quoted}.{table} {alias}")
+
+
 def task_conditions(info: SchemaInfo, f: TaskFilters, p: Params) -> list[str]:
     """WHERE conditions on the tasks table ``t`` for the task filters."""
     conds: list[str] = []
@@ -452,7 +482,7 @@ def tasks_query(info: SchemaInfo, f: TaskFilters, metadata_columns: list[str] | 
     keys = _keys(info, "t", "tasks")
     return FrameQuery(
         select, from_, tuple(where), tuple(p.params), keys,
-        flats=(meta,), whole_from=whole, count_from=count_from,
+        flats=(meta,), whole_from=whole, count_from=count_from, selector=_row_key(info, "t", "tasks"),
     )
 
 
@@ -468,7 +498,8 @@ def _items_query(info: SchemaInfo, f: TaskFilters, column: str, fields: tuple[st
     select += (("text", _parts_array(parts, TEXT_PARTS)), ("part_kinds", _parts_array(parts, PART_KINDS)))
     keys = (*_keys(info, "t", "tasks"), ("h.o", "bigint"))
     joined = (("text", "\n"), ("part_kinds", ","))
-    return FrameQuery(select, from_, tuple(where), tuple(p.params), keys, joined=joined)
+    chosen = _row_key(info, "t", "tasks")
+    return FrameQuery(select, from_, tuple(where), tuple(p.params), keys, joined=joined, selector=chosen)
 
 
 def messages_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
@@ -516,7 +547,9 @@ def contexts_query(
         ("owner_did", _col(info, "c", "contexts", "owner_did", "text")),
     )
     keys = _keys(info, "c", "contexts")
-    base = FrameQuery(select, from_, tuple(where), tuple(p.params), keys)
+    base = FrameQuery(
+        select, from_, tuple(where), tuple(p.params), keys, selector=_row_key(info, "c", "contexts")
+    )
     source = FlatSource("context_data", data, replace(base, doc=data), wanted=data_columns)
     return replace(base, flats=(source,))
 
@@ -550,7 +583,8 @@ def feedback_query(
     )
     if with_task:
         select += (("context_id", "t.context_id::text"), ("state", "t.state::text"))
-    base = FrameQuery(select, from_, tuple(where), tuple(p.params), (("fb.id", "bigint"),))
+    chosen = ("fb.id", "bigint", from_)
+    base = FrameQuery(select, from_, tuple(where), tuple(p.params), (("fb.id", "bigint"),), selector=chosen)
     flats = [FlatSource("feedback", data, replace(base, doc=data), FEEDBACK_OWN_KEYS, feedback_columns)]
     if with_task and task_metadata is not None:
         flats.append(_task_metadata_source(info, f, task_metadata, limited=False))
@@ -604,7 +638,7 @@ def events_query(
     )
     return FrameQuery(
         select, from_, tuple(where), tuple(p.params), (("e.id", "bigint"),),
-        whole_from=whole, whole_select=whole_select,
+        whole_from=whole, whole_select=whole_select, selector=("e.id", "bigint", from_),
     )
 
 
