@@ -541,6 +541,7 @@ async def test_memory_and_postgres_give_identical_frames(
 async def test_numbers_read_as_postgresql_stores_them(pg_storage: PostgresStorage) -> None:
     memory = InMemoryStorage()
     values = [0, -1, 2**63 - 1, -(2**63), 1e16, 1.5e16, 3.0, 1e-05, 2**64]
+    values += [10**18 - 1, 1 - 10**18, 10**18, 12.0]
     for store in (memory, pg_storage):
         for i, value in enumerate(values):
             task = uuid.UUID(int=0x900 + i)
@@ -559,6 +560,7 @@ async def test_numbers_read_as_postgresql_stores_them(pg_storage: PostgresStorag
     fb_left, fb_right = await F.feedback_frame(memory), await F.feedback_frame(pg_storage)
     assert fb_left["rating"].tolist() == fb_right["rating"].tolist()
     assert fb_left["rating"].tolist()[6:8] == [3, pd.NA]
+    assert fb_left["rating"].tolist()[9:] == [10**18 - 1, 1 - 10**18, pd.NA, 12]  # ratings stay below 10^18
 
 
 # --- documents that test the PostgreSQL read path ---------------------------------------------------

@@ -28,7 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from bindu_storage.analysis.frames_args import TaskFilters
-from bindu_storage.analysis.frames_columns import INT64_MAX, INT64_MIN, FlatColumn
+from bindu_storage.analysis.frames_columns import INT64_MAX, INT64_MIN, RATING_PATTERN, FlatColumn
 from bindu_storage.analysis.frames_params import Param, Params
 from bindu_storage.analysis.frames_source import SchemaInfo
 
@@ -61,20 +61,26 @@ holding one), is skipped, as the in-memory backend skips it."""
 
 
 def _parts_array(parts: str, path: str) -> str:
-    """The JSON array of the strings ``path`` selects in a parts array (NULL for no array).
+    """The JSON array of the strings ``path`` selects in a parts array (``[]`` for no array).
 
-    The client joins the strings (``frames_csv.join_strings``): an aggregate per message
-    (``string_agg`` over ``jsonb_array_elements``) costs a subplan and a sort per row.
+    ``silent``: strict ``$[*]`` on anything but an array selects nothing. The client joins the
+    strings (``frames_csv.join_strings``): an aggregate per message (``string_agg`` over
+    ``jsonb_array_elements``) costs a subplan and a sort per row.
     """
-    return f"CASE WHEN jsonb_typeof({parts}) = 'array' THEN jsonb_path_query_array({parts}, '{path}') END"
+    return f"jsonb_path_query_array({parts}, '{path}', '{{}}', true)"
 
 
 def rating(doc: str) -> str:
-    """A feedback rating: a JSON number with an integral value below 10^18, as bigint (else NULL)."""
-    r = f"({doc} -> 'rating')"
+    """A feedback rating: a JSON number with an integral value below 10^18, as bigint (else NULL).
+
+    Read from the number's text (never an exponent): short digit strings are integers at once,
+    others must match ``RATING_PATTERN`` (``4.0`` is a rating), as on the in-memory backend.
+    """
+    r, text = f"({doc} -> 'rating')", f"({doc} ->> 'rating')"
     return (
-        f"CASE WHEN jsonb_typeof({r}) = 'number' AND trunc({r}::numeric) = {r}::numeric "
-        f"AND abs({r}::numeric) < 1000000000000000000 THEN {r}::numeric::bigint END"
+        f"CASE WHEN jsonb_typeof({r}) = 'number' THEN CASE"
+        f" WHEN strpos({text}, '.') = 0 AND length({text}) < 19 THEN {text}::bigint"
+        f" WHEN {text} ~ '{RATING_PATTERN}' THEN {text}::numeric::bigint END END"
     )
 
 
@@ -534,13 +540,18 @@ def contexts_query(
         where.append(f"{data} @> {p(json.dumps(context_data), 'text')}::jsonb")
     if owner_did is not None:
         where.append(f"{_col(info, 'c', 'contexts', 'owner_did', 'text')} = {p(owner_did, 'text')}")
+    # chunks count each context's tasks by index probes; a whole read joins one grouped count
     from_ = (
         f"{s}.contexts c LEFT JOIN LATERAL (SELECT count(*) AS n FROM {s}.tasks t"
         " WHERE t.context_id = c.id) AS tc ON true"
     )
+    whole = (
+        f"{s}.contexts c LEFT JOIN (SELECT t.context_id, count(*) AS n FROM {s}.tasks t"
+        " GROUP BY t.context_id) AS tc ON tc.context_id = c.id"
+    )
     select = (
         ("context_id", "c.id::text"),
-        ("task_count", "tc.n"),
+        ("task_count", "coalesce(tc.n, 0)"),
         ("message_history_len", _array_length(_col(info, "c", "contexts", "message_history", "jsonb"))),
         ("created_at", _col(info, "c", "contexts", "created_at", "timestamptz")),
         ("updated_at", _col(info, "c", "contexts", "updated_at", "timestamptz")),
@@ -548,7 +559,8 @@ def contexts_query(
     )
     keys = _keys(info, "c", "contexts")
     base = FrameQuery(
-        select, from_, tuple(where), tuple(p.params), keys, selector=_row_key(info, "c", "contexts")
+        select, from_, tuple(where), tuple(p.params), keys,
+        whole_from=whole, count_from=f"{s}.contexts c", selector=_row_key(info, "c", "contexts"),
     )
     source = FlatSource("context_data", data, replace(base, doc=data), wanted=data_columns)
     return replace(base, flats=(source,))
@@ -608,8 +620,10 @@ def events_query(
     whole = (
         "(SELECT e.id, e.task_id, e.from_state, e.to_state, e.at, lag(e.at) OVER w AS prev_at,"
         f" lead(e.at) OVER w AS next_at FROM {s}.task_events e{chosen}"
-        f" WINDOW w AS (PARTITION BY e.task_id ORDER BY e.id)) AS e JOIN {tasks} ON t.id = e.task_id"
+        " WINDOW w AS (PARTITION BY e.task_id ORDER BY e.id)) AS e"
     )
+    if where:  # the task filters read t (every event has its task: a foreign key)
+        whole += f" JOIN {tasks} ON t.id = e.task_id"
     where += _window("e.at", since, until, p)
     prev = (
         f"(SELECT pe.at FROM {s}.task_events pe WHERE pe.task_id = e.task_id AND pe.id < e.id"
