@@ -582,8 +582,10 @@ def feedback_query(
     """One row per feedback entry of the selected tasks, the task joined on request."""
     if not info.has("task_feedback"):
         return FrameQuery((), "", (), (), (), empty=True)
-    from_, where, p = _tasks_base(info, f)
-    from_ = f"{info.quoted}.task_feedback fb JOIN {from_} ON t.id = fb.task_id"
+    tasks, where, p = _tasks_base(info, f)
+    from_ = f"{info.quoted}.task_feedback fb"
+    if where or with_task:  # (every entry has its task: a foreign key, upstream's too)
+        from_ += f" JOIN {tasks} ON t.id = fb.task_id"
     where += _window(_col(info, "fb", "task_feedback", "created_at", "timestamptz"), since, until, p)
     data = "fb.feedback_data"
     select: tuple[tuple[str, str], ...] = (
@@ -615,7 +617,7 @@ def events_query(
         return FrameQuery((), "", (), (), (), empty=True)
     s = info.quoted
     tasks, where, p = _tasks_base(info, f)
-    from_ = f"{s}.task_events e JOIN {tasks} ON t.id = e.task_id"
+    from_ = f"{s}.task_events e" + (f" JOIN {tasks} ON t.id = e.task_id" if where else "")
     chosen = f" WHERE e.task_id IN (SELECT t.id FROM {tasks} WHERE {' AND '.join(where)})" if where else ""
     whole = (
         "(SELECT e.id, e.task_id, e.from_state, e.to_state, e.at, lag(e.at) OVER w AS prev_at,"
