@@ -23,9 +23,10 @@ Filters (every loader, applied to the task a row belongs to): ``states``, ``cont
 several), ``created_after``/``created_before``/``updated_after``/``updated_before`` (start
 inclusive, end exclusive; naive times and strings are UTC), ``metadata`` (JSONB containment,
 ``@>``), ``owner_did``; then ``limit`` (rows of the frame, oldest first) and ``schema``
-(PostgreSQL). On PostgreSQL projection, flattening and joins run in SQL; the ``iter_…``
-variants read keyset-ordered chunks in constant memory and resume an interrupted chunk (hot
-standby recovery conflicts, lost connections). Databases written by upstream Bindu (no ``seq``,
+(PostgreSQL). On PostgreSQL projection, flattening and joins run in SQL, and rows arrive as
+``COPY`` CSV that pyarrow parses column by column; the ``iter_…`` variants read keyset-ordered
+chunks in constant memory and resume an interrupted chunk (hot standby recovery conflicts, lost
+connections). Databases written by upstream Bindu (no ``seq``,
 no ``task_events``...) read too: what they lack is null or an empty frame.
 """
 

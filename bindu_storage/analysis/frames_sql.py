@@ -33,11 +33,6 @@ from bindu_storage.analysis.frames_params import Param, Params
 from bindu_storage.analysis.frames_source import SchemaInfo
 
 
-def _str(expr: str) -> str:
-    """A JSON string as text; anything else as NULL."""
-    return f"CASE WHEN jsonb_typeof({expr}) = 'string' THEN ({expr}) #>> '{{}}' END"
-
-
 def _key_str(doc: str, key: str) -> str:
     """The text of a JSON string under a top-level key (NULL otherwise)."""
     return f"CASE WHEN jsonb_typeof({doc} -> '{key}') = 'string' THEN {doc} ->> '{key}' END"
