@@ -23,7 +23,8 @@ from conftest import postgres_storage
 
 from bindu_storage import InMemoryStorage, PostgresStorage, Storage
 from bindu_storage.analysis import frames as F
-from bindu_storage.analysis import frames_pg
+from bindu_storage.analysis import frames_pg, frames_sql
+from bindu_storage.analysis.frames_args import TaskFilters
 from bindu_storage.analysis.frames_columns import STATE_DTYPE, STATES
 from bindu_storage.analysis.frames_source import APPLICATION_NAME, PgReader, is_resumable
 from bindu_storage.analysis.frames_sql import PAGE_MARK
@@ -517,12 +518,23 @@ def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, name: str) -> No
         pd.testing.assert_series_equal(left[column], right[column], check_exact=True, obj=f"{name}.{column}")
 
 
-@pytest.mark.parametrize("sample_rows", [1, None], ids=["discovery-sample-1", "discovery-default"])
+@pytest.mark.parametrize(
+    "tuning",
+    [
+        {},
+        {(frames_pg, "SAMPLE_ROWS"): 1},  # discovery verifies a one-document guess against all documents
+        {(frames_sql, "PICK_MIN"): 0, (frames_sql, "PICK_MAX"): 0},  # filtered reads never pick rows by key
+    ],
+    ids=["defaults", "discovery-sample-1", "filters-in-the-copy"],
+)
 async def test_memory_and_postgres_give_identical_frames(
-    pg_storage: PostgresStorage, pg_url: str, sample_rows: int | None, monkeypatch: pytest.MonkeyPatch
+    pg_storage: PostgresStorage,
+    pg_url: str,
+    tuning: dict[tuple[Any, str], int],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if sample_rows is not None:  # discovery verifies a one-document guess against all documents
-        monkeypatch.setattr(frames_pg, "SAMPLE_ROWS", sample_rows)
+    for (module, name), value in tuning.items():
+        monkeypatch.setattr(module, name, value)
     memory = InMemoryStorage(clock=StepClock())
     await seed(memory)
     await seed(pg_storage)
@@ -643,8 +655,6 @@ async def test_discovery_from_a_sample_equals_a_walk_of_every_document(
     await seed_odd(pg_storage)
     reader = PgReader(pg_storage.schema, pool=pg_storage.pool)
     info = await reader.info()
-    from bindu_storage.analysis import frames_sql
-    from bindu_storage.analysis.frames_args import TaskFilters
 
     for source in (*frames_sql.tasks_query(info, TaskFilters(), None).flats,
                    *frames_sql.feedback_query(info, TaskFilters(), None, None, False, None, None).flats):

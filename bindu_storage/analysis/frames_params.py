@@ -66,42 +66,42 @@ class Params:
         return self(key, "text")
 
 
-def _fill(sql: str, params: Sequence[Param], write: Any) -> tuple[str, list[Param]]:
-    """Write each slot (``write(n, param)``), numbering the parameters used by first use."""
+def _split(sql: str) -> list[str]:
+    """SQL text and slot numbers, alternating (odd indexes are slots)."""
     parts = sql.split(_SLOT)
     if len(parts) % 2 == 0:
         raise AssertionError("unbalanced parameter slots")
-    numbers: dict[int, int] = {}
-    for i in range(1, len(parts), 2):
-        slot = int(parts[i])
-        numbers.setdefault(slot, len(numbers) + 1)
-        parts[i] = write(numbers[slot], params[slot - 1])
-    return "".join(parts), [params[slot - 1] for slot in numbers]
+    return parts
 
 
 def bound(sql: str, params: Sequence[Param]) -> tuple[str, list[Any]]:
-    """The statement with its slots as protocol parameters, and their values."""
+    """The statement with its slots as protocol parameters, and their values.
 
-    def write(n: int, param: Param) -> str:
-        return f"${n}::{param.bind}" + (f"::{param.cast}" if param.cast != param.bind else "")
+    Parameters are numbered by first use: PostgreSQL needs every ``$n`` it is given to appear.
+    """
+    parts, numbers = _split(sql), {}
+    for i in range(1, len(parts), 2):
+        slot = int(parts[i])
+        n = numbers.setdefault(slot, len(numbers) + 1)
+        param = params[slot - 1]
+        parts[i] = f"${n}::{param.bind}" + (f"::{param.cast}" if param.cast != param.bind else "")
+    return "".join(parts), [params[slot - 1].value for slot in numbers]
 
-    sql, used = _fill(sql, params, write)
-    return sql, [param.value for param in used]
 
-
-def from_settings(sql: str, params: Sequence[Param]) -> tuple[str, list[Param]]:
-    """The statement with its slots read from settings, and the parameters ``set_params_sql``
-    must publish for it."""
-
-    def write(n: int, param: Param) -> str:
+def from_settings(sql: str, params: Sequence[Param]) -> str:
+    """The statement with its slots read from the settings ``set_params_sql`` publishes."""
+    parts = _split(sql)
+    for i in range(1, len(parts), 2):
+        slot = int(parts[i])
+        cast = params[slot - 1].cast
         # the cast outside (a no-op) makes ``= ANY(...)`` read an array, not a subquery's rows
-        return f"(SELECT current_setting('{PARAM_PREFIX}{n}')::{param.cast})::{param.cast}"
-
-    return _fill(sql, params, write)
+        parts[i] = f"(SELECT current_setting('{PARAM_PREFIX}{slot}')::{cast})::{cast}"
+    return "".join(parts)
 
 
 def set_params_sql(params: Sequence[Param]) -> str:
-    """The statement publishing ``params`` (bound as ``$1``...) as the settings ``from_settings`` reads."""
+    """The statement publishing every parameter (bound as ``$1``...) as the settings
+    ``from_settings`` reads."""
     values = ", ".join(f"${i}::{param.bind}::text" for i, param in enumerate(params, start=1))
     return (
         f"SELECT count(set_config('{PARAM_PREFIX}' || s.n, s.value, true)) AS n"

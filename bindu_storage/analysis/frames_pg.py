@@ -156,8 +156,8 @@ async def read_page(
     keys: bool = True,
 ) -> tuple[pd.DataFrame, tuple[str, ...] | None]:
     """One page as a frame, and (``keys``) the key of its last row (None when it is empty)."""
-    sql, params, before = query.page(flat, after, limit, keys)
-    data = await reader.copy_csv(sql, params, before)
+    page = query.page(flat, after, limit, keys)
+    data = await reader.copy_csv(page.sql, page.params, page.pick, page.fallback)
     selected = [name for name, _ in query.select]
     flattened = [col for _, col in flat]
     key_count = len(query.keys) if keys else 0

@@ -216,22 +216,30 @@ class PgReader:
             sql, args = bound(sql, params)
         return await self._run(lambda conn: conn.fetch(sql, *args), ())  # type: ignore[no-any-return]
 
-    async def copy_csv(self, sql: str, params: Sequence[Param] = (), before: str | None = None) -> bytes:
+    async def copy_csv(
+        self,
+        sql: str,
+        params: Sequence[Param] = (),
+        pick: str | None = None,
+        fallback: str | None = None,
+    ) -> bytes:
         """The rows of frame SQL as CSV (``COPY (sql) TO STDOUT``), its ``params`` set first.
 
-        ``before``, frame SQL with bound ``params``, runs first in the same transaction.
+        ``pick``, frame SQL run first with bound ``params`` in the same transaction, says
+        whether ``sql`` can run; when it says no, ``fallback`` runs instead.
         """
-        statement, used = from_settings(sql, params)
-        prelude = bound(before, params) if before is not None else None
+        statements = [from_settings(s, params) for s in (sql, fallback or sql)]
+        first = bound(pick, params) if pick is not None else None
 
         async def work(conn: asyncpg.Connection) -> bytes:
-            if prelude is not None:
-                await conn.fetchval(prelude[0], *prelude[1])
+            statement = statements[0]
+            if first is not None and not await conn.fetchval(first[0], *first[1]):
+                statement = statements[1]
             out = io.BytesIO()  # a new buffer on each attempt: a resumed read starts afresh
             await conn.copy_from_query(statement, output=out, format="csv")
             return out.getvalue()
 
-        return await self._run(work, used)  # type: ignore[no-any-return]
+        return await self._run(work, params)  # type: ignore[no-any-return]
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None

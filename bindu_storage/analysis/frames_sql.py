@@ -141,6 +141,41 @@ def flat_exprs(flat: Sequence[tuple[str, FlatColumn]], p: Params) -> tuple[list[
 
 
 @dataclass(frozen=True)
+class Selector:
+    """How a filtered whole read picks its rows first, with bound parameters (``FrameQuery.page``)."""
+
+    key: str
+    """A unique key of the rows the filters choose (an indexed column)."""
+    type: str
+    """Its SQL type."""
+    from_: str
+    """The FROM clause the filters apply to."""
+    schema: str
+    table: str
+    """The table whose size bounds how many rows are picked by key."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """The statements of one page read."""
+
+    sql: str
+    """The page, read by COPY."""
+    params: list[Param]
+    pick: str | None = None
+    """Run first, with bound parameters: puts the keys of the rows the filters choose in the
+    setting ``bindu_frames.rows`` (``sql`` reads them) and says whether it did."""
+    fallback: str | None = None
+    """The page reading its rows by the filters themselves, when ``pick`` did not pick."""
+
+
+PICK_MIN, PICK_MAX, PICK_SHARE = 10_000, 1_000_000, 10
+"""A pick keeps at most a tenth of the table's rows (``reltuples``), within [10,000, 1,000,000]
+keys: reading rows by key costs about ten times reading them in a scan, and the keys are held
+in a setting."""
+
+
+@dataclass(frozen=True)
 class FlatSource:
     """A JSONB column to flatten into ``prefix.<key>`` columns."""
 
@@ -178,9 +213,8 @@ class FrameQuery:
     """A FROM clause enough for counting the rows (without joins that only add columns)."""
     joined: tuple[tuple[str, str], ...] = ()
     """(alias, separator) of fixed columns selected as JSON arrays of strings, to join."""
-    selector: tuple[str, str, str] | None = None
-    """(expression, SQL type, FROM clause) of a unique key of the rows the filters choose: a
-    filtered whole read chooses them by a statement with bound parameters (see ``page``)."""
+    selector: Selector | None = None
+    """How a filtered whole read picks its rows first (see ``page``)."""
 
     def _head(
         self, p: Params, after: Sequence[str] | None, lateral: str = "", from_: str | None = None
@@ -206,15 +240,15 @@ class FrameQuery:
         after: Sequence[str] | None,
         limit: int | None,
         keys: bool = True,
-    ) -> tuple[str, list[Param], str | None]:
+    ) -> Page:
         """One chunk: fixed columns, flattened columns ``_f<i>``, then (``keys``) the key columns
-        ``_k<i>`` as text; its parameters; and the statement to run before it, if any.
+        ``_k<i>`` as text.
 
         ``after`` is the key of the last row read, as the text the previous chunk gave. The
-        chunk is read by COPY, whose parameters the planner cannot see: filters that pick a few
+        chunk is read by COPY, whose parameters the planner cannot see: filters choosing a few
         rows out of many would get a plan for many. So a filtered whole read first runs
-        ``before``, with bound parameters, which picks the rows' keys into the setting
-        ``bindu_frames.rows``; the page then reads the rows of those keys.
+        ``Page.pick``, with bound parameters, which puts the keys of the chosen rows in a setting
+        (unless they are too many: then the page reads by the filters, ``Page.fallback``).
         """
         p = Params(self.params)
         whole = after is None and limit is None
@@ -224,25 +258,32 @@ class FrameQuery:
         cols += [f"{expr} AS _f{i}" for i, expr in enumerate(exprs)]
         if keys:
             cols += [f"({expr})::text AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
+        head = PAGE_MARK + "SELECT " + ", ".join(cols)
         from_ = self.whole_from if whole else None
-        before = None
-        if whole and self.where and self.selector is not None:
-            key, key_type, chosen_from = self.selector
-            before = (
-                f"SELECT set_config('{ROWS_SETTING}', coalesce(array_agg(x.k)::text, '{{}}'), true)"
-                f" FROM (SELECT {key} AS k FROM {chosen_from} WHERE {' AND '.join(self.where)}) AS x"
-            )
-            rows = f"(SELECT current_setting('{ROWS_SETTING}')::{key_type}[])::{key_type}[]"
-            # the joins of the chunks (index probes per row) suit the rows picked, but the
-            # columns of whole_select come from whole_from
-            read_from = from_ if self.whole_select is not None else self.from_
-            head = f" FROM {read_from}{lateral} WHERE {key} = ANY({rows})"
-        else:
-            head = self._head(p, after, lateral, from_)
-        sql = PAGE_MARK + "SELECT " + ", ".join(cols) + head + self._order()
+        sql = head + self._head(p, after, lateral, from_) + self._order()
         if limit is not None:
             sql += f" LIMIT {p(limit, 'bigint')}"
-        return sql, p.params, before
+        chosen = self.selector
+        if not (whole and self.where and chosen is not None):
+            return Page(sql, p.params)
+        cap = (
+            f"SELECT greatest({PICK_MIN}, least({PICK_MAX}, c.reltuples / {PICK_SHARE}))::bigint AS n"
+            " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace"
+            f" WHERE s.nspname = {p(chosen.schema, 'text')} AND c.relname = '{chosen.table}'"
+        )
+        pick = (
+            f"WITH cap AS ({cap}), x AS (SELECT {chosen.key} AS k FROM {chosen.from_}"
+            f" WHERE {' AND '.join(self.where)} LIMIT (SELECT n FROM cap) + 1)"
+            " SELECT CASE WHEN (SELECT count(*) FROM x) <= (SELECT n FROM cap)"
+            f" THEN set_config('{ROWS_SETTING}', (SELECT coalesce(array_agg(k)::text, '{{}}') FROM x), true)"
+            " IS NOT NULL ELSE false END AS picked"
+        )
+        rows = f"(SELECT current_setting('{ROWS_SETTING}')::{chosen.type}[])::{chosen.type}[]"
+        # the joins of the chunks (index probes per row) suit the rows picked, but the columns
+        # of whole_select come from whole_from
+        read_from = from_ if self.whole_select is not None else self.from_
+        keyed = head + f" FROM {read_from}{lateral} WHERE {chosen.key} = ANY({rows})" + self._order()
+        return Page(keyed, p.params, pick, sql)
 
     def count(self, limit: int | None) -> tuple[str, list[Param]]:
         """The number of rows the loader reads."""
@@ -390,10 +431,10 @@ def _keys(info: SchemaInfo, alias: str, table: str) -> tuple[tuple[str, str], ..
     return ((f"{alias}.id", "uuid"),)
 
 
-def _row_key(info: SchemaInfo, alias: str, table: str) -> tuple[str, str, str]:
-    """A ``selector`` on a table: its unique ``seq``, else its ``id``."""
-    key = (f"{alias}.seq", "bigint") if info.has(table, "seq") else (f"{alias}.id", "uuid")
-    return (*key, f"{info.quoted}.{table} {alias}")
+def _row_key(info: SchemaInfo, alias: str, table: str) -> Selector:
+    """A ``Selector`` on a table: its unique ``seq``, else its ``id``."""
+    key, key_type = (f"{alias}.seq", "bigint") if info.has(table, "seq") else (f"{alias}.id", "uuid")
+    return Selector(key, key_type, f"{info.quoted}.{table} {alias}", info.schema, table)
 
 
 def task_conditions(info: SchemaInfo, f: TaskFilters, p: Params) -> list[str]:
@@ -592,7 +633,7 @@ def feedback_query(
     )
     if with_task:
         select += (("context_id", "t.context_id::text"), ("state", "t.state::text"))
-    chosen = ("fb.id", "bigint", from_)
+    chosen = Selector("fb.id", "bigint", from_, info.schema, "task_feedback")
     base = FrameQuery(select, from_, tuple(where), tuple(p.params), (("fb.id", "bigint"),), selector=chosen)
     flats = [FlatSource("feedback", data, replace(base, doc=data), FEEDBACK_OWN_KEYS, feedback_columns)]
     if with_task and task_metadata is not None:
@@ -649,7 +690,8 @@ def events_query(
     )
     return FrameQuery(
         select, from_, tuple(where), tuple(p.params), (("e.id", "bigint"),),
-        whole_from=whole, whole_select=whole_select, selector=("e.id", "bigint", from_),
+        whole_from=whole, whole_select=whole_select,
+        selector=Selector("e.id", "bigint", from_, info.schema, "task_events"),
     )
 
 
