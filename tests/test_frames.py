@@ -579,7 +579,7 @@ async def test_numbers_read_as_postgresql_stores_them(pg_storage: PostgresStorag
 
 T6, T7, T8, T9 = (uuid.UUID(int=0x200 + i) for i in range(4))
 CTX_D, CTX_E, CTX_F = (uuid.UUID(int=0xD0 + i) for i in range(3))
-ODD_TEXT = 'a,b "quoted"\nsecond line\\ with \\. and \u00e9 \u2713'
+ODD_TEXT = 'a,b "quoted"\r\nsecond line\\ with \\. and \u00e9 \u2713'
 
 
 async def seed_odd(st: Storage) -> None:

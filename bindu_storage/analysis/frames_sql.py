@@ -12,7 +12,9 @@ upstream's, which has no ``seq``). From it come the statements:
 * ``page`` selects one chunk, written out by ``COPY ... TO STDOUT (FORMAT csv)``: fixed
   columns, one ``->``/``->>`` extraction per key path (through objects only; tested and cast in
   SQL unless discovery proved every value fits), ordered by the key and starting after the
-  last key read; a whole read may use cheaper joins (``whole_from``, ``whole_select``);
+  last key read; a whole read may use cheaper joins (``whole_from``, ``whole_select``), and a
+  filtered one first picks its rows' keys with bound parameters (``Page.pick``), since the
+  planner cannot see the parameters of a COPY;
 * ``count`` counts the rows (for progress bars).
 
 Columns an upstream database lacks (``owner_did``, ``seq``...) read as NULL; a missing table
