@@ -206,8 +206,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="", help="comma-separated loader names (default: all)")
+    parser.add_argument("--only", default="", help="comma-separated loader names, e.g. tasks,events (default: all)")
     parser.add_argument("--database-url", help="an existing database (default: a throwaway server)")
     args = parser.parse_args()
-    only = [x for x in args.only.split(",") if x]
+    only = [x.removesuffix("_frame") for x in args.only.split(",") if x]
+    if unknown := sorted(set(only) - set(LOADERS)):
+        parser.error(f"unknown loader(s) {', '.join(unknown)}; choose from {', '.join(LOADERS)}")
     asyncio.run(main(args.tasks, args.repeat, only, args.database_url))
