@@ -206,7 +206,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="", help="comma-separated loader names, e.g. tasks,events (default: all)")
+    parser.add_argument("--only", default="", help="loader names, e.g. tasks,events (default: all)")
     parser.add_argument("--database-url", help="an existing database (default: a throwaway server)")
     args = parser.parse_args()
     only = [x.removesuffix("_frame") for x in args.only.split(",") if x]
