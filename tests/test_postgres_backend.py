@@ -421,6 +421,20 @@ async def test_idle_connections_killed_between_calls_are_replaced(
     assert task is not None and len(task["history"]) == 11
 
 
+async def test_fetch_runs_analysis_sql_with_the_same_retries(
+    pg_storage: PostgresStorage, admin: asyncpg.Connection
+) -> None:
+    """``fetch`` (used by the JSONB filters) survives killed pooled connections like the rest."""
+    tid, _ = await new_task(pg_storage)
+    for _ in range(5):
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND application_name = 'bindu-storage'"
+        )
+        rows = await pg_storage.fetch("SELECT id FROM tasks WHERE id = $1", tid)
+        assert [r["id"] for r in rows] == [tid]
+
+
 async def test_refusals_are_not_retried(
     pg_storage: PostgresStorage, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -279,12 +279,7 @@ def contexts_query(
 
 
 async def _fetch(storage: PostgresStorage, sql: str, args: list[Any]) -> list[Any]:
-    if storage.pool is None:
-        await storage.connect()
-    pool = storage.pool
-    assert pool is not None
-    async with pool.acquire(timeout=storage.timeout) as conn:
-        return await conn.fetch(sql, *args)
+    return await storage.fetch(sql, *args)  # the storage's pool, lazy connect and retries
 
 
 # --- the finders -------------------------------------------------------------------------------

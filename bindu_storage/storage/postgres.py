@@ -249,6 +249,11 @@ class PostgresStorage(Storage):
                 "or set STORAGE__RUN_MIGRATIONS_ON_STARTUP=true"
             ) from None
 
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        """Run a read query of your own (SQL on the documented schema) with the storage's pool,
+        lazy connect and retries of transient failures; for analysis code, not for writes."""
+        return await self._with_conn(lambda c: c.fetch(query, *args), "fetch")
+
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         return await self._with_conn(lambda c: c.fetch(query, *args), self.sql.name_of(query))
 
