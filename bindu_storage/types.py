@@ -16,8 +16,17 @@ TaskState = Literal[
     "failed",
     "rejected",
     "unknown",
+    # Bindu's own states (upstream's TaskState; its x402 flow sets payment-required)
+    "payment-required",
+    "trust-verification-required",
+    "pending",
+    "suspended",
+    "resumed",
+    "negotiation-bid-submitted",
+    "negotiation-bid-lost",
+    "negotiation-bid-won",
 ]
-"""Every state an A2A task can be in."""
+"""Every state a task can be in: A2A's, then upstream Bindu's additions (none terminal)."""
 
 TASK_STATES: frozenset[str] = frozenset(TaskState.__args__)  # type: ignore[attr-defined]
 """The set of valid task states."""

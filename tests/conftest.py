@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from upstream import upstream, upstream_python  # noqa: F401 - fixtures for the upstream tests
 
 from bindu_storage import InMemoryStorage, PostgresStorage, Storage
 from bindu_storage.storage import migrate
@@ -127,3 +128,4 @@ async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[
         yield pg
     finally:
         await pg.close()
+

@@ -1,19 +1,15 @@
 """Frames read a database written by upstream Bindu itself (the ``bindu`` package from PyPI).
 
-A Python 3.12 virtualenv with ``bindu`` is built once and cached under
-``~/.cache/bindu-storage-tests/bindu-<version>`` (``BINDU_UPSTREAM_VERSION`` picks another
-release, ``BINDU_TESTS_CACHE`` another folder). A script run in it uses upstream's own
-``PostgresStorage`` with a DID, which creates its tables in a ``did_…`` schema: no ``seq``
+Upstream runs in its own Python 3.12 virtualenv (``tests/upstream.py``). A script run there
+uses upstream's own ``PostgresStorage`` with a DID, which creates its tables in a ``did_…`` schema: no ``seq``
 columns, no ``task_events`` table, no feedback ``request_key``. Every frame must read that schema.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -28,8 +24,6 @@ import pytest
 from bindu_storage.analysis import frames as F
 from bindu_storage.analysis.frames_columns import STATE_DTYPE
 
-UPSTREAM_VERSION = os.environ.get("BINDU_UPSTREAM_VERSION", "2026.36.7")
-CACHE = Path(os.environ.get("BINDU_TESTS_CACHE", Path.home() / ".cache" / "bindu-storage-tests"))
 DID = "did:bindu:frames-test:agent"
 SECRETS = ("up-secret", "up-hook-secret", "up-cred")
 
@@ -69,39 +63,6 @@ async def main(url, did):
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
 '''
-
-
-def _python312() -> str:
-    """A Python >= 3.12 (upstream's minimum): pyenv's 3.12, or python3.12/3.13 on PATH."""
-    candidates = [*sorted(Path("/root/.pyenv/versions").glob("3.1[2-9]*/bin/python")),
-                  shutil.which("python3.12"), shutil.which("python3.13")]
-    for candidate in candidates:
-        if candidate and subprocess.run(
-            [str(candidate), "-c", "import sys; assert sys.version_info >= (3, 12)"], capture_output=True
-        ).returncode == 0:
-            return str(candidate)
-    pytest.fail("upstream bindu needs Python >= 3.12 and none was found (python3.12 on PATH)")
-
-
-@pytest.fixture(scope="session")
-def upstream_python() -> Path:
-    """The interpreter of a cached virtualenv holding upstream ``bindu``."""
-    venv = CACHE / f"bindu-{UPSTREAM_VERSION}"
-    python, ready = venv / "bin" / "python", venv / ".ready"
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f"bindu-{UPSTREAM_VERSION}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one builder at a time; the others wait and reuse it
-        if not ready.exists():
-            shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([_python312(), "-m", "venv", str(venv)], check=True)
-            pip = subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", f"bindu=={UPSTREAM_VERSION}"],
-                capture_output=True, text=True, timeout=1800,
-            )
-            if pip.returncode != 0:
-                pytest.fail(f"cannot install bindu=={UPSTREAM_VERSION} from PyPI:\n{pip.stderr[-3000:]}")
-            ready.write_text(UPSTREAM_VERSION)
-    return python
 
 
 def _database_url(admin_url: str, name: str) -> str:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from bindu_storage.types import (
@@ -46,8 +46,11 @@ from bindu_storage.types import (
 
 IdLike = UUID | str
 
+ContextT = TypeVar("ContextT")
+"""What a context holds; a type parameter only, so ``Storage[Any]`` reads as upstream's does."""
 
-class Storage(ABC):
+
+class Storage(ABC, Generic[ContextT]):
     """Abstract storage of A2A tasks, contexts, feedback and webhook configs."""
 
     # --- tasks -------------------------------------------------------------------------------
@@ -208,7 +211,7 @@ class Storage(ABC):
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def connect(self) -> None:  # noqa: B027 - optional hook
+    async def connect(self) -> None:
         """Acquire resources (a pool); a no-op for backends that need none."""
 
     @abstractmethod
