@@ -13,7 +13,13 @@ variable                               setting                         default
 ``STORAGE__POSTGRES_RETRY_DELAY``      ``storage.postgres_retry_delay``  1.0
 ``STORAGE__RUN_MIGRATIONS_ON_STARTUP`` ``storage.run_migrations_on_startup``  true
 ``STORAGE__POSTGRES_SCHEMA``           ``storage.postgres_schema``     public
+``POSTGRES_DID`` or ``DID``            ``storage.postgres_did``        (none)
 =====================================  ==============================  ========
+
+Upstream Bindu's names are honoured too: ``STORAGE_TYPE`` is an alias of ``STORAGE_BACKEND``
+(which wins when both are set), and an agent DID in ``POSTGRES_DID`` / ``DID`` selects the
+schema upstream derives from it (``did_…``, see ``bindu_storage.sqlnames.schema_for_did``)
+unless ``STORAGE__POSTGRES_SCHEMA`` names one; setting both to different schemas is an error.
 
 A ``.env`` file in the working directory is read too. Bad values fail when the settings load,
 and the error names the variable; the database password never appears in a repr or an error.
@@ -27,6 +33,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bindu_storage.dsn import ACCEPTED_SCHEMES, is_postgres_url, mask_url
+from bindu_storage.sqlnames import schema_for_did, validate_schema_name
 
 Backend = Literal["memory", "postgres", "embedded"]
 
@@ -45,7 +52,8 @@ class StorageSettings(BaseSettings):
     model_config = _COMMON
 
     backend: Backend = Field(
-        "memory", validation_alias=AliasChoices("STORAGE_BACKEND", "STORAGE__BACKEND")
+        "memory",
+        validation_alias=AliasChoices("STORAGE_BACKEND", "STORAGE__BACKEND", "STORAGE_TYPE"),
     )
     postgres_url: str | None = Field(
         None, repr=False, validation_alias=AliasChoices("DATABASE_URL", "STORAGE__POSTGRES_URL")
@@ -64,6 +72,9 @@ class StorageSettings(BaseSettings):
         True, validation_alias="STORAGE__RUN_MIGRATIONS_ON_STARTUP"
     )
     postgres_schema: str = Field("public", validation_alias="STORAGE__POSTGRES_SCHEMA")
+    postgres_did: str | None = Field(
+        None, validation_alias=AliasChoices("POSTGRES_DID", "DID", "STORAGE__POSTGRES_DID")
+    )
     embedded_data_dir: str | None = Field(None, validation_alias="STORAGE__EMBEDDED_DATA_DIR")
 
     @field_validator("backend", mode="before")
@@ -86,8 +97,6 @@ class StorageSettings(BaseSettings):
     @field_validator("postgres_schema")
     @classmethod
     def _check_schema(cls, value: str) -> str:
-        from bindu_storage.storage.sql import validate_schema_name
-
         return validate_schema_name(value, "STORAGE__POSTGRES_SCHEMA")
 
     @model_validator(mode="after")
@@ -97,6 +106,15 @@ class StorageSettings(BaseSettings):
                 f"STORAGE__POSTGRES_POOL_MIN ({self.postgres_pool_min}) is greater than "
                 f"STORAGE__POSTGRES_POOL_MAX ({self.postgres_pool_max})"
             )
+        if self.postgres_did:
+            derived = schema_for_did(self.postgres_did)
+            if "postgres_schema" not in self.model_fields_set:
+                self.postgres_schema = derived
+            elif self.postgres_schema != derived:
+                raise ValueError(
+                    f"STORAGE__POSTGRES_SCHEMA ({self.postgres_schema}) disagrees with the schema of "
+                    f"POSTGRES_DID/DID ({derived}); set one of them"
+                )
         if self.backend == "postgres" and not self.postgres_url:
             raise ValueError("STORAGE_BACKEND=postgres needs DATABASE_URL to be set")
         return self

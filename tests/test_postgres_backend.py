@@ -22,7 +22,8 @@ from bindu_storage import (
     StorageConnectionError,
     StorageError,
 )
-from bindu_storage.storage.sql import Statements, schema_for_did
+from bindu_storage.sqlnames import schema_for_did
+from bindu_storage.storage.sql import Statements
 
 RETRY_LOG = "transient error"
 

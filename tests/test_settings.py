@@ -32,7 +32,10 @@ SPEC_VARIABLES = [
     "STORAGE__POSTGRES_RETRY_DELAY",
     "STORAGE__RUN_MIGRATIONS_ON_STARTUP",
 ]
-OTHER_VARIABLES = ["STORAGE__BACKEND", "STORAGE__POSTGRES_URL", "STORAGE__POSTGRES_SCHEMA"]
+OTHER_VARIABLES = [
+    "STORAGE__BACKEND", "STORAGE__POSTGRES_URL", "STORAGE__POSTGRES_SCHEMA",
+    "STORAGE_TYPE", "POSTGRES_DID", "DID", "STORAGE__POSTGRES_DID",
+]
 SECRET = "Sup3r-s3cret-pw"  # pragma: allowlist secret
 URL = f"postgresql://bindu:{SECRET}@db.internal:5432/bindu"
 
@@ -328,6 +331,58 @@ async def test_factory_refuses_unknown_backend_and_memory_options(env: pytest.Mo
         await create_storage("mongodb")
     with pytest.raises(InvalidValueError, match="pool_max"):
         await create_storage("memory", pool_max=3)
+
+
+# --- upstream Bindu's names ------------------------------------------------------------------
+
+LONG_DID = "did:bindu:acme_research_lab:literature-review-agent:5f1c9a2e-1b7d-4c1e-9a55-2f8d3c4b6a71"
+
+
+def test_storage_type_is_upstreams_name_of_the_backend(env: pytest.MonkeyPatch) -> None:
+    env.setenv("STORAGE_TYPE", "postgres")
+    env.setenv("DATABASE_URL", URL)
+    assert StorageSettings().backend == "postgres"
+    env.setenv("STORAGE_BACKEND", "memory")  # ours wins when both are set
+    assert StorageSettings().backend == "memory"
+
+
+@pytest.mark.parametrize("variable", ["POSTGRES_DID", "DID", "STORAGE__POSTGRES_DID"])
+def test_an_agent_did_selects_upstreams_schema(env: pytest.MonkeyPatch, variable: str) -> None:
+    env.setenv(variable, LONG_DID)
+    s = StorageSettings()
+    assert s.postgres_did == LONG_DID
+    assert s.postgres_schema == "did_bindu_acme_research_lab_literature_review_agent_5f_" + s.postgres_schema[-8:]
+    assert len(s.postgres_schema) == 63
+    assert PostgresStorage(URL, settings=s).schema == s.postgres_schema
+
+
+def test_a_did_and_a_different_schema_are_refused(env: pytest.MonkeyPatch) -> None:
+    env.setenv("DID", "did:bindu:alice:agent")
+    env.setenv("STORAGE__POSTGRES_SCHEMA", "did_bindu_alice_agent")
+    assert StorageSettings().postgres_schema == "did_bindu_alice_agent"  # the same: fine
+    env.setenv("STORAGE__POSTGRES_SCHEMA", "tenant_a")
+    with pytest.raises(ValidationError, match="tenant_a"):
+        StorageSettings()
+
+
+async def test_factory_takes_upstreams_did_argument(env: pytest.MonkeyPatch, pg_url: str) -> None:
+    memory = await create_storage("memory", did=LONG_DID)  # upstream's memory storage ignores it
+    assert isinstance(memory, InMemoryStorage)
+    storage = await create_storage(
+        "postgres", settings=StorageSettings(_env_file=None), database_url=pg_url, did=LONG_DID,
+        pool_min=1, pool_max=2, run_migrations=True,
+    )
+    schema = storage.schema  # type: ignore[attr-defined]
+    try:
+        assert schema.startswith("did_bindu_acme_research_lab_literature_review_agent_5f_")
+        assert await storage.list_tasks() == []  # migrated on connect: the tables exist
+    finally:
+        await close_storage(storage)
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
 
 
 def test_postgres_storage_refuses_bad_construction(env: pytest.MonkeyPatch) -> None:

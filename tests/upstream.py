@@ -65,12 +65,13 @@ class Upstream:
         self.pythonpath = pythonpath
 
     def run(self, script: str, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        """Run ``script`` with ``args``; fail the test (showing stderr) if it exits non-zero."""
+            timeout: float = 300, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``script`` with ``args`` (and ``input_text`` on stdin); fail the test if it fails."""
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("STORAGE", "DATABASE_URL", "POSTGRES_", "DID"))}
         done = subprocess.run(
             [str(self.python), "-c", script, *args], capture_output=True, text=True, timeout=timeout,
+            input=input_text,
             env={**base, "PYTHONPATH": str(self.pythonpath), **(env or {})},
         )
         assert done.returncode == 0, (

@@ -29,11 +29,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from bindu_storage.errors import InvalidTypeError, InvalidValueError
+from bindu_storage.sqlnames import quote_ident, validate_schema_name
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
 from bindu_storage.storage.postgres import PostgresStorage
 from bindu_storage.storage.rows import task_from_row
-from bindu_storage.storage.sql import TASK_COLUMNS, quote_ident, validate_schema_name
+from bindu_storage.storage.sql import TASK_COLUMNS
 from bindu_storage.types import ContextRecord, FeedbackRecord, Task
 
 if TYPE_CHECKING:

@@ -36,9 +36,9 @@ from bindu_storage.errors import (
     StorageConnectionError,
     StorageError,
 )
+from bindu_storage.sqlnames import quote_ident, validate_schema_name
 from bindu_storage.storage.base import Storage
 from bindu_storage.storage.postgres import PostgresStorage
-from bindu_storage.storage.sql import quote_ident, validate_schema_name
 
 log = logging.getLogger("bindu_storage.analysis.frames")
 

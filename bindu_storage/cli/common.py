@@ -7,7 +7,7 @@ import argparse
 from bindu_storage.cli.app import CliError
 from bindu_storage.dsn import describe_target, is_postgres_url, mask_url
 from bindu_storage.settings import StorageSettings, load_settings
-from bindu_storage.storage.sql import validate_schema_name
+from bindu_storage.sqlnames import validate_schema_name
 
 
 def settings() -> StorageSettings:

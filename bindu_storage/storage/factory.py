@@ -12,12 +12,18 @@ from bindu_storage.storage.postgres import PostgresStorage
 
 
 async def create_storage(
-    backend: str | None = None, *, settings: StorageSettings | None = None, **overrides: Any
+    backend: str | None = None,
+    *,
+    settings: StorageSettings | None = None,
+    did: str | None = None,
+    **overrides: Any,
 ) -> Storage:
     """Create and connect the storage chosen by ``STORAGE_BACKEND`` (or ``backend``).
 
-    ``overrides`` are passed to the backend's constructor (for example ``database_url=``,
-    ``schema=``, ``pool_max=``) and win over the environment.
+    ``did`` is the agent's DID, as upstream's ``create_storage(did=...)`` takes it: on
+    PostgreSQL it selects the agent's ``did_…`` schema (the one upstream would use); the memory
+    backend ignores it. ``overrides`` are passed to the backend's constructor (for example
+    ``database_url=``, ``schema=``, ``pool_max=``) and win over the environment.
     """
     cfg = settings or app_settings.storage
     chosen = (backend or cfg.backend).lower()
@@ -27,16 +33,20 @@ async def create_storage(
             raise InvalidValueError(f"the memory backend takes no options, got {sorted(overrides)}")
         storage = InMemoryStorage()
     elif chosen == "postgres":
-        storage = PostgresStorage(settings=cfg, **overrides)
+        storage = PostgresStorage(settings=cfg, **_with_did(did, overrides))
     elif chosen == "embedded":
         from bindu_storage.embedded import embedded_database_url
 
         url = overrides.pop("database_url", None) or embedded_database_url(cfg.embedded_data_dir)
-        storage = PostgresStorage(url, settings=cfg, **overrides)
+        storage = PostgresStorage(url, settings=cfg, **_with_did(did, overrides))
     else:
         raise InvalidValueError(f"unknown storage backend {chosen!r} (memory, postgres, embedded)")
     await storage.connect()
     return storage
+
+
+def _with_did(did: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    return overrides if did is None else {**overrides, "did": did}
 
 
 async def close_storage(storage: Storage) -> None:

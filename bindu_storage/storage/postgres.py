@@ -31,11 +31,12 @@ from bindu_storage.errors import (
     TerminalTaskError,
 )
 from bindu_storage.settings import StorageSettings, app_settings
+from bindu_storage.sqlnames import schema_for_did, validate_schema_name
 from bindu_storage.storage import migrate
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
 from bindu_storage.storage.rows import task_from_row
-from bindu_storage.storage.sql import Statements, schema_for_did, validate_schema_name
+from bindu_storage.storage.sql import Statements
 from bindu_storage.types import (
     TERMINAL_STATES,
     Artifact,

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bindu_storage.errors import InvalidValueError, StorageError
+from bindu_storage.sqlnames import quote_ident
 from bindu_storage.storage.base import Storage
 from bindu_storage.storage.memory import InMemoryStorage
 from bindu_storage.storage.postgres import PostgresStorage
-from bindu_storage.storage.sql import quote_ident
 from bindu_storage.synthetic.records import LoadResult, SyntheticData, SyntheticEvent
 from bindu_storage.types import TERMINAL_STATES, Message
 

@@ -28,7 +28,7 @@ import pandas as pd
 
 from bindu_storage.analysis.diagnostics.query import check_number, fetch_frame, records_frame
 from bindu_storage.errors import InvalidValueError
-from bindu_storage.storage.sql import quote_ident, validate_schema_name
+from bindu_storage.sqlnames import quote_ident, validate_schema_name
 from bindu_storage.types import TASK_STATES, TERMINAL_STATES
 
 COLUMNS: dict[str, tuple[str, ...]] = {

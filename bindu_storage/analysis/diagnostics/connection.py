@@ -39,8 +39,8 @@ from bindu_storage.analysis.diagnostics import (
 from bindu_storage.analysis.diagnostics import schema as schema_topic
 from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
 from bindu_storage.errors import InvalidTypeError, InvalidValueError, StorageConnectionError
+from bindu_storage.sqlnames import validate_schema_name
 from bindu_storage.storage.postgres import PostgresStorage
-from bindu_storage.storage.sql import validate_schema_name
 
 if TYPE_CHECKING:
     from bindu_storage.analysis.diagnostics.report import HealthReport, Thresholds

@@ -30,7 +30,7 @@ import asyncpg
 import pandas as pd
 
 from bindu_storage.analysis.diagnostics.query import check_number, fetch_frame
-from bindu_storage.storage.sql import validate_schema_name
+from bindu_storage.sqlnames import validate_schema_name
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "index_usage": (

@@ -18,7 +18,7 @@ import asyncpg
 import pandas as pd
 
 from bindu_storage.analysis.diagnostics.query import check_number, fetch_frame, records_frame
-from bindu_storage.storage.sql import quote_ident
+from bindu_storage.sqlnames import quote_ident
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     name: (

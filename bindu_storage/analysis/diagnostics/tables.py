@@ -25,7 +25,7 @@ import asyncpg
 import pandas as pd
 
 from bindu_storage.analysis.diagnostics.query import fetch_frame
-from bindu_storage.storage.sql import validate_schema_name
+from bindu_storage.sqlnames import validate_schema_name
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "table_sizes": (
