@@ -24,7 +24,8 @@ dids = json.loads(sys.stdin.read() if sys.argv[1] == "-" else sys.argv[1])
 print("RESULT " + json.dumps([sanitize_did_for_schema(d) for d in dids]))
 """
 
-ALPHABET = string.ascii_letters + string.digits + ":-_.@/+ %$#" + "éëÉßİıKøΩжü中🙂"
+# non-ASCII letters, among them the dotted capital I, the dotless i and the Kelvin sign
+ALPHABET = string.ascii_letters + string.digits + ":-_.@/+ %$#" + "éëÉß\u0130\u0131\u212aøΩжü中🙂"
 
 
 def generated_dids(count: int, seed: int = 7) -> list[str]:

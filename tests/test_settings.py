@@ -351,7 +351,8 @@ def test_an_agent_did_selects_upstreams_schema(env: pytest.MonkeyPatch, variable
     env.setenv(variable, LONG_DID)
     s = StorageSettings()
     assert s.postgres_did == LONG_DID
-    assert s.postgres_schema == "did_bindu_acme_research_lab_literature_review_agent_5f_" + s.postgres_schema[-8:]
+    prefix = "did_bindu_acme_research_lab_literature_review_agent_5f_"
+    assert s.postgres_schema == prefix + s.postgres_schema[-8:]
     assert len(s.postgres_schema) == 63
     assert PostgresStorage(URL, settings=s).schema == s.postgres_schema
 
