@@ -241,6 +241,8 @@ async def main():
                push["url"])
         saved = await inner.load_webhook_config(t1)
         expect("long-running push config persisted", (saved or {}).get("url"), push["url"])
+        expect("persisted configs come back with upstream's UUID ids",
+               {k: v["id"] for k, v in (await storage.load_all_webhook_configs()).items()}, {t1: config_id})
         expect("bob cannot set a config on alice's task", error_code(await rpc(
             BOB, "tasks/pushNotificationConfig/set",
             {"id": str(t1), "push_notification_config": push})), NOT_FOUND)

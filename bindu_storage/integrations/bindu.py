@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from types import ModuleType
 from typing import Any
 from uuid import UUID
@@ -248,16 +248,17 @@ class BinduStorage(_UpstreamStorage[dict[str, Any]]):
         await self.storage.save_webhook_config(task_id, config)
 
     async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
-        """The task's push-notification config, or None."""
-        return await self.storage.load_webhook_config(task_id)
+        """The task's push-notification config (its ``id`` a UUID, as upstream types it), or None."""
+        config = await self.storage.load_webhook_config(task_id)
+        return None if config is None else _with_uuid_id(config)
 
     async def delete_webhook_config(self, task_id: IdLike) -> None:
         """Remove the task's push-notification config (no-op if none)."""
         await self.storage.delete_webhook_config(task_id)
 
     async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
-        """Every stored push-notification config by task id."""
-        return await self.storage.load_all_webhook_configs()
+        """Every stored push-notification config by task id (each ``id`` a UUID)."""
+        return {tid: _with_uuid_id(c) for tid, c in (await self.storage.load_all_webhook_configs()).items()}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -272,6 +273,16 @@ class BinduStorage(_UpstreamStorage[dict[str, Any]]):
     async def disconnect(self) -> None:
         """Alias of ``close`` (upstream's name)."""
         await self.close()
+
+
+def _with_uuid_id(config: PushNotificationConfig) -> PushNotificationConfig:
+    """The config with its ``id`` back as a UUID: storage keeps JSON (a string), and upstream's
+    ``tasks/pushNotificationConfig/delete`` compares it with the request's UUID."""
+    ident = config.get("id")
+    if isinstance(ident, str):
+        with suppress(ValueError):  # not a UUID: left as stored
+            config["id"] = UUID(ident)
+    return config
 
 
 # --- the factory upstream's lifespan calls ---------------------------------------------------
