@@ -11,6 +11,7 @@ variable                               setting                         default
 ``STORAGE__POSTGRES_COMMAND_TIMEOUT``  ``storage.postgres_command_timeout``  30
 ``STORAGE__POSTGRES_MAX_RETRIES``      ``storage.postgres_max_retries``  3
 ``STORAGE__POSTGRES_RETRY_DELAY``      ``storage.postgres_retry_delay``  1.0
+``STORAGE__POSTGRES_STATEMENT_CACHE_SIZE`` ``storage.postgres_statement_cache_size``  100
 ``STORAGE__RUN_MIGRATIONS_ON_STARTUP`` ``storage.run_migrations_on_startup``  true
 ``STORAGE__POSTGRES_SCHEMA``           ``storage.postgres_schema``     public
 ``POSTGRES_DID`` or ``DID``            ``storage.postgres_did``        (none)
@@ -32,7 +33,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bindu_storage.dsn import ACCEPTED_SCHEMES, is_postgres_url, mask_url
+from bindu_storage.dsn import mask_secrets, validate_url
 from bindu_storage.sqlnames import schema_for_did, validate_schema_name
 
 Backend = Literal["memory", "postgres", "embedded"]
@@ -68,6 +69,10 @@ class StorageSettings(BaseSettings):
     postgres_retry_delay: float = Field(
         1.0, ge=0, validation_alias="STORAGE__POSTGRES_RETRY_DELAY"
     )
+    postgres_statement_cache_size: int = Field(
+        100, ge=0, validation_alias="STORAGE__POSTGRES_STATEMENT_CACHE_SIZE"
+    )
+    """asyncpg's prepared-statement cache per connection; 0 behind PgBouncer in transaction mode."""
     run_migrations_on_startup: bool = Field(
         True, validation_alias="STORAGE__RUN_MIGRATIONS_ON_STARTUP"
     )
@@ -87,12 +92,7 @@ class StorageSettings(BaseSettings):
     def _check_url(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        if not is_postgres_url(value):
-            raise ValueError(
-                "DATABASE_URL must be a PostgreSQL URL "
-                f"({', '.join(s + '://' for s in ACCEPTED_SCHEMES)}), got {mask_url(value)!r}"
-            )
-        return value
+        return validate_url(value, "")  # pydantic names the variable; the value is never echoed
 
     @field_validator("postgres_schema")
     @classmethod
@@ -122,7 +122,7 @@ class StorageSettings(BaseSettings):
     @property
     def postgres_url_masked(self) -> str | None:
         """The database URL with its password replaced by ``***``."""
-        return mask_url(self.postgres_url) if self.postgres_url else None
+        return mask_secrets(self.postgres_url, self.postgres_url) if self.postgres_url else None
 
     def __repr_args__(self) -> Any:
         yield from super().__repr_args__()

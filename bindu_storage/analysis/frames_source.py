@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 
 from bindu_storage.analysis.frames_params import Param, bound, from_settings, set_params_sql
-from bindu_storage.dsn import describe_target, is_postgres_url, mask_secrets, mask_url, to_asyncpg_dsn
+from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
 from bindu_storage.errors import (
     InvalidTypeError,
     InvalidValueError,
@@ -294,11 +294,7 @@ async def open_source(source: object, schema: str | None) -> AsyncIterator[Stora
         yield source
         return
     if isinstance(source, str):
-        if not is_postgres_url(source):
-            raise InvalidValueError(
-                f"source must be a Storage or a postgresql:// URL, got {mask_url(source)!r}"
-            )
-        reader = PgReader(schema or "public", dsn=to_asyncpg_dsn(source))
+        reader = PgReader(schema or "public", dsn=to_asyncpg_dsn(source, "source"))
         try:
             yield reader
         finally:

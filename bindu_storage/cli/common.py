@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bindu_storage.cli.app import CliError
-from bindu_storage.dsn import describe_target, is_postgres_url, mask_url
+from bindu_storage.dsn import describe_target, validate_url
 from bindu_storage.settings import StorageSettings, load_settings
 from bindu_storage.sqlnames import validate_schema_name
 
@@ -19,11 +19,7 @@ def target_url(args: argparse.Namespace, cfg: StorageSettings) -> str:
     """The database a command reads or changes: ``--database-url``, else the configured one."""
     given = getattr(args, "database_url", None)
     if given:
-        if not is_postgres_url(given):
-            raise CliError(
-                f"--database-url must be a PostgreSQL URL (postgresql://...), got {mask_url(given)!r}"
-            )
-        return given
+        return validate_url(given, "--database-url")
     if cfg.backend == "embedded":
         from bindu_storage.embedded import embedded_database_url
 

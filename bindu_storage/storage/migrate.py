@@ -89,7 +89,7 @@ def create_engine(url: str) -> AsyncEngine:
     parameters mean what they mean to ``PostgresStorage``.
     """
     try:
-        dsn = to_asyncpg_dsn(url)
+        dsn = to_asyncpg_dsn(url, "")  # validated before any connection; the message never quotes it
     except ValueError as exc:
         raise InvalidValueError(f"DATABASE_URL: {exc}") from None
 

@@ -107,7 +107,7 @@ class PostgresStorage(Storage):
         url = database_url or cfg.postgres_url
         if not url:
             raise InvalidValueError("PostgresStorage needs a database_url (or DATABASE_URL)")
-        self._dsn = to_asyncpg_dsn(url)
+        self._dsn = to_asyncpg_dsn(url, "database_url" if database_url else "DATABASE_URL")  # never quoted
         if schema is not None and did is not None:
             raise InvalidValueError("give either schema or did, not both")
         self.schema = (
