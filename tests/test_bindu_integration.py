@@ -29,7 +29,7 @@ import asyncpg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR = "2026.36.7"  # the oldest upstream release this integration was run against
+FLOOR = "2026.20.3"  # the oldest upstream release this file was run against (2026.36.7 by default)
 
 SCRIPT = r'''
 import asyncio, importlib, json, logging, sys, tempfile, uuid
@@ -82,7 +82,8 @@ def gate(text):
     started[text], gates[text] = asyncio.Event(), asyncio.Event()
 
 async def handler(messages):
-    text = messages[-1]["parts"][0]["text"]
+    last = messages[-1]  # A2A parts; releases before 2026.2x handed agents {role, content}
+    text = last["parts"][0]["text"] if "parts" in last else last["content"]
     if text in gates:
         started[text].set()
         await gates[text].wait()
@@ -234,7 +235,9 @@ async def main():
 
         # --- push-notification configs: set / get / list / delete ------------------------------
         config_id = uuid.uuid4()
-        push = {"id": str(config_id), "url": "http://127.0.0.1:9/hook", "token": HOOK_TOKEN}
+        # TEST-NET-1, never routed; an IP literal needs no DNS, and older releases refuse loopback.
+        # Nothing is sent to it: t1 is finished, and no lifecycle event follows.
+        push = {"id": str(config_id), "url": "https://192.0.2.1/hook", "token": HOOK_TOKEN}
         reply = await rpc(ALICE, "tasks/pushNotificationConfig/set",
                           {"id": str(t1), "push_notification_config": push, "long_running": True})
         expect("push config set", reply.get("result", {}).get("push_notification_config", {}).get("url"),
