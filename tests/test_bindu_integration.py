@@ -201,6 +201,18 @@ async def main():
         await send(BOB, b1, t3, "bob here")
         expect("t2 completes", await settle(t2), "completed")
         expect("t3 completes", await settle(t3), "completed")
+        # message/stream: upstream's SSE loop polls load_task until the task is terminal
+        ts = uuid.uuid4()
+        body = {"jsonrpc": "2.0", "id": str(uuid.uuid4()), "method": "message/stream",
+                "params": message(b1, ts, "streamed")}
+        response = await client.post("/", json=body, headers={"x-caller": BOB})
+        events = [json.loads(line[len("data: "):]) for line in response.text.splitlines()
+                  if line.startswith("data: ")]
+        statuses = [(e["status"]["state"], e["final"]) for e in events if e["kind"] == "status-update"]
+        expect("message/stream status events", statuses[-1], ("completed", True))
+        expect("message/stream sent the artifact",
+               [p["text"] for e in events if e["kind"] == "artifact-update" for p in e["artifact"]["parts"]],
+               ["echo: streamed"])
 
         # --- two callers never see or extend each other's tasks or contexts --------------------
         expect("bob cannot get alice's task", error_code(await rpc(BOB, "tasks/get", {"task_id": str(t1)})),
@@ -215,13 +227,13 @@ async def main():
         listed = (await rpc(ALICE, "tasks/list", {}))["result"]
         expect("tasks/list alice", sorted(t["id"] for t in listed), sorted([str(t1), str(t2)]))
         listed = (await rpc(BOB, "tasks/list", {}))["result"]
-        expect("tasks/list bob", [t["id"] for t in listed], [str(t3)])
+        expect("tasks/list bob", sorted(t["id"] for t in listed), sorted([str(t3), str(ts)]))
         contexts = (await rpc(ALICE, "contexts/list", {}))["result"]
         expect("contexts/list alice", [(c["context_id"], c["task_count"]) for c in contexts], [(str(a1), 2)])
         expect("contexts/list entries in upstream's shape", sorted(contexts[0]), ["context_id", "task_count",
                                                                                  "task_ids"])
         contexts = (await rpc(BOB, "contexts/list", {}))["result"]
-        expect("contexts/list bob", [c["context_id"] for c in contexts], [str(b1)])
+        expect("contexts/list bob", [(c["context_id"], c["task_count"]) for c in contexts], [(str(b1), 2)])
 
         # --- tasks/feedback -------------------------------------------------------------------
         feedback = {"task_id": str(t1), "feedback": "spot on", "rating": 5, "metadata": {"channel": "api"}}
