@@ -119,6 +119,9 @@ DID = manifest.did_extension.did
 # callers as upstream's auth middleware would identify them
 app_settings.auth.enabled = True
 app_settings.auth.require_permissions = False
+# options the lifespan leaves alone: they must reach bindu-storage's backend
+app_settings.storage.postgres_pool_max = 4
+app_settings.storage.postgres_command_timeout = 7
 async def with_caller(scope, receive, send):
     if scope["type"] == "http":
         caller = dict(scope["headers"]).get(b"x-caller")
@@ -156,6 +159,11 @@ async def main():
                "PostgresStorage" if BACKEND == "postgres" else "InMemoryStorage")
         if BACKEND == "postgres":
             expect("schema is upstream's for the DID", inner.schema, out["schema"])
+            expect("upstream's options", (inner.pool_max, inner.command_timeout), (4, 7))
+            expect("migrations run for a DID though the lifespan turned them off",
+                   (app_settings.storage.run_migrations_on_startup, inner.run_migrations), (False, True))
+            without_did = integration.storage_settings(app_settings.storage)
+            expect("without a DID upstream's flag decides", without_did.run_migrations_on_startup, False)
 
         async def rpc(caller, method, params):
             body = {"jsonrpc": "2.0", "id": str(uuid.uuid4()), "method": method, "params": params}
