@@ -23,7 +23,10 @@ settings the lifespan left (``storage_settings``) and wrap it in ``BinduStorage`
   unchanged (bindu-storage itself refuses it with ``TerminalTaskError``), and
   ``update_task_state_if`` answers False where the core would raise;
 * answers in upstream's shapes where its handlers depend on them (``list_contexts`` entries,
-  ``clear_context`` of an unknown context raising ``ValueError``).
+  ``clear_context`` of an unknown context raising ``ValueError``, webhook configs with UUID
+  ``id``s).
+
+The warning logged for an ignored write names the task, its state and the refused state only.
 
 Only this module imports ``bindu``; nothing else in bindu-storage imports it.
 """
