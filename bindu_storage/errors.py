@@ -53,5 +53,25 @@ class StorageConnectionError(StorageError, ConnectionError):
     """The database could not be reached (after the configured retries)."""
 
 
+class OutcomeUnknownError(StorageConnectionError):
+    """The connection failed after a write may have reached the server: it may have been applied.
+
+    Every write of the storage but ``append_artifact_chunk`` is idempotent, so calling it
+    again is safe; the message says whether that holds for the call that raised.
+    """
+
+
+class StorageTimeoutError(StorageError, TimeoutError):
+    """An operation ran past a configured time limit; the message names the setting to raise."""
+
+
 class MigrationError(StorageError, RuntimeError):
     """Migrations could not be applied (for example on a hot standby)."""
+
+
+class StorageConfigurationError(StorageError, RuntimeError):
+    """The server (or a pooler in front of it) refuses how the storage is configured to talk to it.
+
+    Never retried: the message names the setting to change (for example
+    ``STORAGE__POSTGRES_STATEMENT_CACHE_SIZE=0`` behind PgBouncer in transaction mode).
+    """

@@ -26,8 +26,8 @@ from bindu_storage.storage.schema import Drift
 from bindu_storage.testing import TemporaryPostgres
 
 REPO = Path(__file__).resolve().parents[1]
-HEAD = "0005"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005"]
+HEAD = "0006"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
 _ALEMBIC_SCRIPT = Path(sys.executable).with_name("alembic")
 ALEMBIC = [str(_ALEMBIC_SCRIPT)] if _ALEMBIC_SCRIPT.exists() else [sys.executable, "-m", "alembic"]
 
@@ -192,6 +192,7 @@ LATER_COLUMNS: dict[str, list[tuple[str, str, int | None, bool, str | None]]] = 
         ("from_state", "character varying", 50, True, None),
         ("to_state", "character varying", 50, False, None),
         ("at", "timestamp with time zone", None, False, "now()"),
+        ("request_key", "uuid", None, True, None),
     ],
 }
 
@@ -401,14 +402,14 @@ def test_cli_upgrade_current_history_downgrade(fresh_database: str) -> None:
 
     history = alembic("history", url=fresh_database)
     lines = history.stdout.strip().splitlines()
-    assert lines[0].startswith("0004 -> 0005 (head), ")
+    assert lines[0].startswith("0005 -> 0006 (head), ")
     assert lines[-1].startswith("<base> -> 0001, initial schema")
     assert len(lines) == len(REVISIONS)
 
     down = alembic("downgrade", "-1", url=fresh_database)
-    assert "Running downgrade 0005 -> 0004" in down.stderr
-    assert alembic("current", url=fresh_database).stdout.strip() == "0004"
-    assert asyncio.run(migrate.current_revision(fresh_database)) == "0004"
+    assert "Running downgrade 0006 -> 0005" in down.stderr
+    assert alembic("current", url=fresh_database).stdout.strip() == "0005"
+    assert asyncio.run(migrate.current_revision(fresh_database)) == "0005"
 
     for proc in (up, current, history, down):
         assert_no_password(proc.stdout + proc.stderr, fresh_database)
@@ -416,7 +417,7 @@ def test_cli_upgrade_current_history_downgrade(fresh_database: str) -> None:
 
 def test_cli_x_schema_targets_another_schema(fresh_database: str) -> None:
     alembic("-x", "schema=did_agent_b", "upgrade", "head", url=fresh_database)
-    assert alembic("-x", "schema=did_agent_b", "current", url=fresh_database).stdout.strip() == "0005 (head)"
+    assert alembic("-x", "schema=did_agent_b", "current", url=fresh_database).stdout.strip() == "0006 (head)"
     assert alembic("current", url=fresh_database).stdout.strip() == ""  # public was not touched
     assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == HEAD
     live = asyncio.run(snapshot(fresh_database, "did_agent_b"))
@@ -424,7 +425,7 @@ def test_cli_x_schema_targets_another_schema(fresh_database: str) -> None:
     assert asyncio.run(snapshot(fresh_database, "public")).tables == {}
 
     alembic("-x", "schema=did_agent_b", "downgrade", "-1", url=fresh_database)
-    assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == "0004"
+    assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == "0005"
 
     bad = alembic("-x", "schema=bad-name;drop", "upgrade", "head", url=fresh_database, check=False)
     assert bad.returncode != 0
@@ -449,7 +450,7 @@ def test_cli_revision_creates_a_script_after_head(tmp_path: Path) -> None:
     created = [p for p in (tmp_path / "alembic" / "versions").glob("*.py") if p.name not in before]
     assert len(created) == 1 and created[0].name.endswith("_add_a_thing.py"), made.stdout
     source = created[0].read_text()
-    assert 'down_revision: str | None = "0005"' in source or "down_revision: str | None = '0005'" in source
+    assert 'down_revision: str | None = "0006"' in source or "down_revision: str | None = '0006'" in source
     compile(source, str(created[0]), "exec")
     new_id = created[0].name.split("_")[0]
     assert alembic("heads", cwd=tmp_path).stdout.strip() == f"{new_id} (head)"

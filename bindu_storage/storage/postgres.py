@@ -24,9 +24,12 @@ import asyncpg
 from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
 from bindu_storage.errors import (
     InvalidValueError,
+    OutcomeUnknownError,
     OwnershipError,
+    StorageConfigurationError,
     StorageConnectionError,
     StorageError,
+    StorageTimeoutError,
     TaskNotFoundError,
     TerminalTaskError,
 )
@@ -69,6 +72,49 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 """Errors after which an operation is retried (every write is idempotent, see the module)."""
 
+CONFIGURATION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.ProtocolViolationError,  # 08P01, e.g. PgBouncer's "unsupported startup parameter"
+    asyncpg.exceptions.InvalidSQLStatementNameError,  # 26000: statement "__asyncpg_…" does not exist
+    asyncpg.exceptions.DuplicatePreparedStatementError,  # 42P05: statement "__asyncpg_…" already exists
+)
+"""Errors that are never retried, although 08P01 is in the transient class 08: retrying cannot
+help, the configuration must change. Raised as ``StorageConfigurationError`` (see
+``configuration_error``), checked before ``TRANSIENT_ERRORS``."""
+
+
+def configuration_error(what: str, exc: BaseException, dsn: str) -> StorageConfigurationError:
+    """The typed, password-free error for one of ``CONFIGURATION_ERRORS``, naming the setting to change."""
+    reason = mask_secrets(str(exc).split("\n")[0] or type(exc).__name__, dsn)
+    target = describe_target(dsn)
+    if "startup parameter" in reason:
+        advice = (
+            "a connection pooler (PgBouncer?) refused a connection parameter: remove it from the "
+            "DATABASE_URL query string, or list it in PgBouncer's ignore_startup_parameters"
+        )
+    elif "__asyncpg_" in reason or not isinstance(exc, asyncpg.exceptions.ProtocolViolationError):
+        advice = (
+            "prepared statements do not survive between transactions here, as behind PgBouncer in "
+            "transaction pooling mode: set STORAGE__POSTGRES_STATEMENT_CACHE_SIZE=0"
+        )
+    else:
+        advice = (
+            "the server or a pooler in front of it refused the protocol; behind PgBouncer in "
+            "transaction mode set STORAGE__POSTGRES_STATEMENT_CACHE_SIZE=0"
+        )
+    return StorageConfigurationError(f"{what} on {target}: {reason}; {advice}")
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset without the session reset query, for a transaction pooler (see ``_create_pool``)."""
+
+WRITES = frozenset({
+    "submit_task", "update_task", "update_task_state_if", "append_artifact_chunk",
+    "update_context", "append_to_context", "clear_context", "clear_all", "store_task_feedback",
+    "save_webhook", "delete_webhook",
+})
+"""Operations that change data: when their connection fails after the statement went out,
+a final error says the write may have been applied (``OutcomeUnknownError``)."""
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
@@ -100,6 +146,7 @@ class PostgresStorage(Storage):
         command_timeout: float | None = None,
         max_retries: int | None = None,
         retry_delay: float | None = None,
+        statement_cache_size: int | None = None,
         run_migrations: bool | None = None,
         settings: StorageSettings | None = None,
     ) -> None:
@@ -122,6 +169,11 @@ class PostgresStorage(Storage):
         self.command_timeout = cfg.postgres_command_timeout if command_timeout is None else command_timeout
         self.max_retries = cfg.postgres_max_retries if max_retries is None else max_retries
         self.retry_delay = cfg.postgres_retry_delay if retry_delay is None else retry_delay
+        self.statement_cache_size = (
+            cfg.postgres_statement_cache_size if statement_cache_size is None else statement_cache_size
+        )
+        if self.statement_cache_size < 0:
+            raise InvalidValueError(f"statement_cache_size must be >= 0, got {self.statement_cache_size}")
         self.run_migrations = cfg.run_migrations_on_startup if run_migrations is None else run_migrations
         self.sql = Statements.for_schema(self.schema)
         self._pool: asyncpg.Pool | None = None
@@ -169,6 +221,12 @@ class PostgresStorage(Storage):
             command_timeout=self.command_timeout,
             init=_init_connection,
             server_settings={"application_name": "bindu-storage"},
+            # 0 (behind PgBouncer in transaction mode): asyncpg then sends every statement unnamed
+            # and re-parses it with its Bind in one message sequence, so no statement outlives
+            # its transaction; and the release skips the session reset query (RESET ALL, UNLISTEN,
+            # advisory unlock), which would run on whichever server connection the pooler picks.
+            statement_cache_size=self.statement_cache_size,
+            reset=_keep_session if self.statement_cache_size == 0 else None,
         )
 
     async def close(self) -> None:
@@ -179,23 +237,23 @@ class PostgresStorage(Storage):
 
     # --- execution with retries --------------------------------------------------------------
 
-    async def _retry(self, attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    async def _retry(
+        self, attempt: Callable[[], Awaitable[T]], what: str, sent: Callable[[], bool] = lambda: False
+    ) -> T:
+        """Run ``attempt`` with retries of transient errors; ``sent()`` tells whether a failed
+        attempt may have reached the server (then the final error says the outcome is unknown)."""
         for n in range(self.max_retries + 1):
             try:
                 return await attempt()
             except StorageError:
                 raise  # our typed errors are final (OwnershipError is a PermissionError: an OSError)
+            except CONFIGURATION_ERRORS as exc:  # before TRANSIENT_ERRORS: 08P01 is in class 08
+                raise configuration_error(what, exc, self._dsn) from None
             except TimeoutError as exc:  # also an OSError, but a statement past its bound is final
-                raise TimeoutError(
-                    f"{what} timed out on {describe_target(self._dsn)} "
-                    f"(timeout {self.timeout}s, command_timeout {self.command_timeout}s)"
-                ) from exc
+                raise self._timeout(what) from exc
             except TRANSIENT_ERRORS as exc:
                 if n == self.max_retries:
-                    raise StorageConnectionError(
-                        f"{what} failed after {n + 1} attempt(s) on {describe_target(self._dsn)}: "
-                        f"{mask_secrets(str(exc) or type(exc).__name__, self._dsn)}"
-                    ) from None
+                    raise self._exhausted(what, n + 1, exc, sent()) from None
                 delay = self.retry_delay * (2**n)
                 log.warning(
                     "transient error during %s (%s), retry %d/%d in %.2fs", what,
@@ -204,11 +262,36 @@ class PostgresStorage(Storage):
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    def _outcome_unknown(self, what: str, exc: BaseException) -> StorageConnectionError:
-        return StorageConnectionError(
+    def _reason(self, exc: BaseException) -> str:
+        return mask_secrets(str(exc) or type(exc).__name__, self._dsn)
+
+    def _exhausted(self, what: str, attempts: int, exc: BaseException, sent: bool) -> StorageError:
+        failed = f"{what} failed after {attempts} attempt(s) on {describe_target(self._dsn)}"
+        if what in WRITES and sent:
+            return OutcomeUnknownError(
+                f"{failed}: {self._reason(exc)}. An attempt may have been applied before its "
+                "connection failed; the write is idempotent, so calling it again is safe"
+            )
+        return StorageConnectionError(f"{failed}: {self._reason(exc)}")
+
+    def _timeout(self, what: str) -> StorageTimeoutError:
+        if what in ("connect", "migrate"):
+            return StorageTimeoutError(
+                f"{what} timed out: {describe_target(self._dsn)} did not answer within {self.timeout}s "
+                "(STORAGE__POSTGRES_TIMEOUT)"
+            )
+        maybe = " (it may have completed first)" if what in WRITES else ""
+        return StorageTimeoutError(
+            f"{what} timed out: it ran longer than command_timeout={self.command_timeout}s and was "
+            f"canceled{maybe}; "
+            "raise STORAGE__POSTGRES_COMMAND_TIMEOUT if such statements are expected"
+        )
+
+    def _outcome_unknown(self, what: str, exc: BaseException) -> OutcomeUnknownError:
+        return OutcomeUnknownError(
             f"{what}: the connection failed after the statement may have reached "
             f"{describe_target(self._dsn)}; not retried, since it is not idempotent "
-            f"({mask_secrets(str(exc) or type(exc).__name__, self._dsn)})"
+            f"({self._reason(exc)})"
         )
 
     async def _pool_or_connect(self) -> asyncpg.Pool:
@@ -217,6 +300,16 @@ class PostgresStorage(Storage):
         assert self._pool is not None
         return self._pool
 
+    async def _acquire(self, pool: asyncpg.Pool, what: str) -> asyncpg.Connection:
+        try:
+            return await pool.acquire(timeout=self.timeout)
+        except TimeoutError:
+            raise StorageTimeoutError(
+                f"{what} timed out waiting for a pooled connection: none became free within "
+                f"{self.timeout}s (all {self.pool_max} busy); raise STORAGE__POSTGRES_POOL_MAX, or "
+                "STORAGE__POSTGRES_TIMEOUT to wait longer"
+            ) from None
+
     async def _with_conn(
         self,
         work: Callable[[asyncpg.Connection], Awaitable[T]],
@@ -224,26 +317,35 @@ class PostgresStorage(Storage):
         *,
         idempotent: bool = True,
     ) -> T:
+        sent = False  # did an attempt get a connection, so that its statement may have gone out?
+
         async def attempt() -> T:
+            nonlocal sent
             pool = await self._pool_or_connect()
-            async with pool.acquire(timeout=self.timeout) as conn:
-                try:
-                    return await work(conn)
-                except asyncpg.InterfaceError as exc:
-                    # a transaction whose connection died says so on exit ("connection is closed"),
-                    # hiding the transient connection error that caused it: raise that one
-                    if isinstance(exc.__context__, TRANSIENT_ERRORS):
-                        if not idempotent:
-                            raise self._outcome_unknown(what, exc.__context__) from None
-                        raise exc.__context__ from None
-                    raise
-                except TRANSIENT_ERRORS as exc:
-                    if not idempotent and not isinstance(exc, TimeoutError | StorageError):
-                        raise self._outcome_unknown(what, exc) from None
-                    raise
+            conn = await self._acquire(pool, what)
+            try:
+                sent = True
+                return await work(conn)
+            except asyncpg.InterfaceError as exc:
+                # a transaction whose connection died says so on exit ("connection is closed"),
+                # hiding the transient connection error that caused it: raise that one
+                if isinstance(exc.__context__, TRANSIENT_ERRORS) and not isinstance(
+                    exc.__context__, CONFIGURATION_ERRORS
+                ):
+                    if not idempotent:
+                        raise self._outcome_unknown(what, exc.__context__) from None
+                    raise exc.__context__ from None
+                raise
+            except TRANSIENT_ERRORS as exc:
+                final = (TimeoutError, StorageError, *CONFIGURATION_ERRORS)
+                if not idempotent and not isinstance(exc, final):
+                    raise self._outcome_unknown(what, exc) from None
+                raise
+            finally:
+                await pool.release(conn)
 
         try:
-            return await self._retry(attempt, what)
+            return await self._retry(attempt, what, lambda: sent)
         except asyncpg.UndefinedTableError as exc:
             raise StorageError(
                 f"schema {self.schema!r} has no Bindu tables ({exc}); run `alembic upgrade head` "
@@ -349,7 +451,8 @@ class PostgresStorage(Storage):
         tid = v.as_uuid(task_id, "task_id")
         v.check_state(from_state, "from_state")
         v.check_state(to_state, "to_state")
-        row = await self._fetchrow(self.sql.update_task_state_if, tid, from_state, to_state)
+        request_key = uuid.uuid4()  # fixed across retries: a retry recognises its own transition
+        row = await self._fetchrow(self.sql.update_task_state_if, tid, from_state, to_state, request_key)
         if row is None:
             raise TaskNotFoundError(tid)
         if row["moved"]:

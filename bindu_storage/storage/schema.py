@@ -256,7 +256,7 @@ def _compare(
 
 # --- what the migrations declare at head -----------------------------------------------------
 
-EXPECTED_REVISION = "0005"
+EXPECTED_REVISION = "0006"
 """The revision ``EXPECTED`` describes (the head of ``alembic/versions``)."""
 
 _TS = "timestamp with time zone"
@@ -280,6 +280,7 @@ EXPECTED = SchemaSnapshot(
             Column("task_events", "from_state", _VARCHAR50, True, None),
             Column("task_events", "to_state", _VARCHAR50, False, None),
             Column("task_events", "at", _TS, False, "now()"),
+            Column("task_events", "request_key", "uuid", True, None),
         ],
         "task_feedback": [
             Column(

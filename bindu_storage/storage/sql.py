@@ -119,16 +119,21 @@ class Statements:
         " SELECT cur.state AS prior_state, EXISTS (SELECT 1 FROM upd) AS appended FROM cur"
     )
     update_task_state_if: str = (
+        # $4 is the caller's request key, the same on every retry: a retry whose first attempt
+        # committed (the reply was lost) finds its own event and answers True again
         "WITH cur AS (SELECT id, state FROM {s}.tasks WHERE id = $1 FOR UPDATE),"
+        " mine AS (SELECT true AS done FROM {s}.task_events"
+        "   WHERE task_id = $1 AND request_key = $4 LIMIT 1),"
         " upd AS (UPDATE {s}.tasks t SET state = $3, state_timestamp = now(), updated_at = now()"
         f"   FROM cur WHERE t.id = cur.id AND cur.state = $2 AND cur.state NOT IN ({_TERMINAL})"
+        "   AND NOT EXISTS (SELECT FROM mine)"
         "   RETURNING t.id, t.state, t.state_timestamp),"
-        " ev AS (INSERT INTO {s}.task_events (task_id, from_state, to_state, at)"
-        "   SELECT upd.id, cur.state, upd.state, upd.state_timestamp FROM upd, cur"
+        " ev AS (INSERT INTO {s}.task_events (task_id, from_state, to_state, at, request_key)"
+        "   SELECT upd.id, cur.state, upd.state, upd.state_timestamp, $4 FROM upd, cur"
         "   WHERE cur.state <> upd.state)"
         # a terminal task asked to stay where it is: True, and (like update_task) nothing changes
         " SELECT cur.state AS prior_state, upd.id IS NOT NULL OR (cur.state = $2 AND cur.state = $3)"
-        "   AS moved FROM cur LEFT JOIN upd ON true"
+        "   OR EXISTS (SELECT FROM mine) AS moved FROM cur LEFT JOIN upd ON true"
     )
     list_tasks: str = (
         "SELECT " + TASK_COLUMNS + " FROM {s}.tasks t"
