@@ -29,6 +29,7 @@ from bindu_storage import (
     TaskNotFoundError,
     TerminalTaskError,
 )
+from bindu_storage.storage.validate import MAX_DEPTH
 from bindu_storage.types import TASK_STATES, TERMINAL_STATES
 
 NON_TERMINAL_STATES = sorted(TASK_STATES - TERMINAL_STATES)
@@ -1162,6 +1163,14 @@ class Opaque:
     """Not JSON."""
 
 
+def nested(levels: int, container: type = dict) -> Any:
+    """A value of exactly ``levels`` nested dicts (or lists) around a string."""
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"k": value} if container is dict else [value]
+    return value
+
+
 BAD_VALUES = [
     pytest.param({1, 2}, "set", id="set"),
     pytest.param(b"bytes", "bytes", id="bytes"),
@@ -1178,6 +1187,8 @@ BAD_VALUES = [
     pytest.param({"\udfff": 1}, "surrogate", id="surrogate-key"),
     pytest.param([1, [2, {"deep": {3}}]], "set", id="nested-set"),
     pytest.param(10**5000, "large", id="huge-int"),
+    pytest.param(nested(150), "deeper than 100", id="deep-dict"),
+    pytest.param(nested(5000, list), "deeper than 100", id="very-deep-list"),
 ]
 
 BAD_VALUE_WRITES: dict[str, tuple[str, Any]] = {
@@ -1251,6 +1262,27 @@ async def test_numbers_come_back_identically(storage: Storage, value: float | in
     else:
         assert stored == value and type(stored) is type(value)
     assert (await storage.load_task(task["id"]))["metadata"]["n"] == stored  # type: ignore[index]
+
+
+async def test_values_nest_up_to_the_documented_depth(storage: Storage) -> None:
+    """100 levels of dicts and lists are stored and read back; 101 are refused, nothing written."""
+    task = await new_task(storage)
+    deepest = {"x": nested(MAX_DEPTH - 1)}  # metadata itself is level 1
+    stored = await storage.update_task(task["id"], "working", metadata=deepest)
+    assert stored["metadata"] == deepest
+    with pytest.raises(InvalidValueError, match="metadata nests deeper than 100"):
+        await storage.update_task(task["id"], "working", metadata={"x": nested(MAX_DEPTH)})
+    assert (await storage.load_task(task["id"]))["metadata"] == deepest  # type: ignore[index]
+    assert len(await storage.list_tasks()) == 1  # and listing still works
+
+
+async def test_negative_zero_reads_back_as_zero(storage: Storage) -> None:
+    """-0.0 comes back as 0.0 from both backends (PostgreSQL's numeric has no negative zero)."""
+    task = await new_task(storage)
+    stored = await storage.update_task(task["id"], "working", metadata={"z": -0.0, "l": [-0.0]})
+    loaded = await storage.load_task(task["id"])
+    for document in (stored["metadata"], loaded["metadata"]):  # type: ignore[index]
+        assert math.copysign(1.0, document["z"]) == 1.0 and math.copysign(1.0, document["l"][0]) == 1.0
 
 
 async def test_unicode_and_json_shapes_round_trip(storage: Storage) -> None:

@@ -8,8 +8,10 @@ Rules that hold for every operation
   ``context_id``; ids inside messages and artifacts are returned as strings.
 * **Validation before writing.** Values are checked before anything is written: values that are
   not JSON (sets, bytes, datetimes, NaN...), strings or keys containing NUL, unknown states,
-  messages without a ``message_id`` and artifacts without an ``artifact_id`` raise
-  ``InvalidValueError``/``InvalidTypeError`` and nothing changes.
+  messages without a ``message_id`` and artifacts without an ``artifact_id``, values nesting
+  dicts and lists deeper than 100 levels (``validate.MAX_DEPTH``) raise
+  ``InvalidValueError``/``InvalidTypeError`` and nothing changes. Numbers read back as
+  PostgreSQL's JSONB keeps them on both backends (``-0.0`` as ``0.0``, ``1e23`` as an integer).
 * **Isolation.** Values handed in are never mutated; values handed out are copies.
 * **Timestamps.** ``status.timestamp`` is ISO-8601 UTC; it changes when ``update_task`` or
   ``submit_task`` sets a state. Every task and context records ``created_at`` and ``updated_at``.
@@ -17,8 +19,12 @@ Rules that hold for every operation
   ``TaskEvent`` in the same atomic step as the change.
 * **Idempotent appends.** Messages and artifacts are de-duplicated by ``message_id`` /
   ``artifact_id``: appending one already present is a no-op, so a retried write applies once.
-* **Terminal tasks** (completed, canceled, failed, rejected) accept metadata merges only; a state
-  change or an append of anything new raises ``TerminalTaskError`` and nothing changes.
+* **States** are A2A's plus upstream Bindu's own (``TASK_STATES``: payment-required,
+  negotiation-bid-won...); the terminal ones are A2A's: completed, canceled, failed, rejected.
+* **The first terminal state wins.** A terminal task accepts metadata merges only; a state
+  change or an append of anything new (a late "completed" after a cancel, say) raises
+  ``TerminalTaskError`` and nothing changes. (Under ``integrations.bindu`` upstream's worker
+  gets a logged no-op returning the stored task instead, so it carries on.)
 * **Order.** ``list_tasks`` and ``list_contexts``: newest first. ``list_tasks_by_context``,
   histories, feedback and events: oldest first. "Newer" means created later (insertion order).
 * **close()** releases resources and never deletes data.
@@ -97,7 +103,10 @@ class Storage(ABC, Generic[ContextT]):
 
     @abstractmethod
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
-        """Atomically move the task from ``from_state`` to ``to_state``; False if not in it."""
+        """Atomically move the task from ``from_state`` to ``to_state``; False if not in it.
+
+        The answer is exact: a retry after a lost reply recognises its own transition.
+        """
 
     @abstractmethod
     async def list_tasks(

@@ -17,6 +17,13 @@ from uuid import UUID
 from bindu_storage.errors import InvalidTypeError, InvalidValueError
 from bindu_storage.types import TASK_STATES
 
+MAX_DEPTH = 100
+"""How deeply dicts and lists may nest in one stored value (the value itself is level 1).
+
+Deeper values are refused with ``InvalidValueError`` before anything is written: beyond a few
+hundred levels Python's JSON and copy functions hit the recursion limit, and a stored value that
+can never be read back again would break every listing that includes it."""
+
 _INT_LIMIT = 10**4300  # json.dumps (and so every backend) refuses integers with more digits
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -70,7 +77,7 @@ def json_value(value: Any, name: str) -> Any:
     return _copy(value, name)
 
 
-def _copy(value: Any, path: str) -> Any:
+def _copy(value: Any, path: str, depth: int = 1) -> Any:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -88,7 +95,11 @@ def _copy(value: Any, path: str) -> Any:
             raise InvalidValueError(f"{path} is {value!r}, which is not valid JSON")
         if abs(value) >= 1e16:  # JSON text "1e+23" is the integer 10**23, as PostgreSQL keeps it
             return int(Decimal(repr(value)))
-        return float(value)
+        return float(value) + 0.0  # -0.0 becomes 0.0, as in PostgreSQL (numeric has no -0)
+    if isinstance(value, dict | list | tuple) and depth > MAX_DEPTH:
+        raise InvalidValueError(
+            f"{path.partition('[')[0]} nests deeper than {MAX_DEPTH} levels of dicts and lists"
+        )
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
@@ -98,10 +109,10 @@ def _copy(value: Any, path: str) -> Any:
                 raise InvalidValueError(f"{path} has a key containing a NUL character")
             if _SURROGATE.search(key):
                 raise InvalidValueError(f"{path} has a key containing a lone surrogate")
-            out[key] = _copy(item, f"{path}[{key!r}]")
+            out[key] = _copy(item, f"{path}[{key!r}]", depth + 1)
         return out
     if isinstance(value, list | tuple):
-        return [_copy(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return [_copy(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
     if isinstance(value, UUID):
         return str(value)
     raise InvalidValueError(
