@@ -738,6 +738,18 @@ async def other_schemas(pg_url: str) -> AsyncIterator[str]:
         await conn.close()
 
 
+async def test_list_schemas_lists_only_schemas_the_schema_argument_accepts(pg_url: str) -> None:
+    conn = await asyncpg.connect(pg_url)
+    try:
+        await conn.execute('CREATE SCHEMA "Odd-Name"; CREATE TABLE "Odd-Name".tasks (LIKE public.tasks)')
+        assert "Odd-Name" not in await F.list_schemas(pg_url)
+        for listed in await F.list_schemas(pg_url):
+            await F.tasks_frame(pg_url, schema=listed)  # each one can be read
+    finally:
+        await conn.execute('DROP SCHEMA "Odd-Name" CASCADE')
+        await conn.close()
+
+
 async def test_list_schemas_and_the_schema_argument(
     pg_storage: PostgresStorage, pg_url: str, other_schemas: str
 ) -> None:

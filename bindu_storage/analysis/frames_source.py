@@ -61,6 +61,7 @@ WHERE c.relname = 'tasks' AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
          AND a.attname = ANY($1::text[])) = cardinality($1::text[])
   AND has_schema_privilege(n.oid, 'USAGE')
+  AND n.nspname ~ '^[A-Za-z_][A-Za-z0-9_$]{0,62}$'  -- the names schema= accepts
 ORDER BY n.nspname
 """
 
