@@ -23,6 +23,7 @@ __all__ = [
     "Drift",
     "Index",
     "SchemaSnapshot",
+    "declared_index",
     "diff",
     "introspect",
 ]
@@ -57,11 +58,16 @@ class Column:
 @dataclass(frozen=True)
 class Index:
     """One index; ``definition`` is ``pg_get_indexdef`` without the schema name
-    (with `` -- INVALID`` appended when the index is marked invalid)."""
+    (with `` -- INVALID`` appended when the index is marked invalid).
+
+    ``purpose`` says what uses an index the migrations declare (``EXPECTED``): diagnostics show
+    it instead of advising to drop the index while it is not scanned yet. It does not take part
+    in comparisons (a snapshot read from the catalog has none)."""
 
     table: str
     name: str
     definition: str
+    purpose: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -314,63 +320,91 @@ EXPECTED = SchemaSnapshot(
     },
     indexes=[
         Index("contexts", "contexts_pkey",
-              "CREATE UNIQUE INDEX contexts_pkey ON contexts USING btree (id)"),
+              "CREATE UNIQUE INDEX contexts_pkey ON contexts USING btree (id)",
+              "primary key: every read and write of one context by id"),
         Index("contexts", "idx_contexts_context_data_gin",
               "CREATE INDEX idx_contexts_context_data_gin ON contexts "
-              "USING gin (context_data jsonb_path_ops)"),
+              "USING gin (context_data jsonb_path_ops)",
+              "serves the JSONB containment filters on context_data (find_contexts(context_data=...))"),
         Index("contexts", "idx_contexts_created_at",
-              "CREATE INDEX idx_contexts_created_at ON contexts USING btree (created_at)"),
+              "CREATE INDEX idx_contexts_created_at ON contexts USING btree (created_at)",
+              "serves the created_at time windows of the contexts frame"),
         Index("contexts", "idx_contexts_message_history_gin",
               "CREATE INDEX idx_contexts_message_history_gin ON contexts "
-              "USING gin (message_history jsonb_path_ops)"),
+              "USING gin (message_history jsonb_path_ops)",
+              "serves the JSONB containment filters on message_history (find_contexts(message_history=...))"),
         Index("contexts", "idx_contexts_owner_did",
-              "CREATE INDEX idx_contexts_owner_did ON contexts USING btree (owner_did)"),
+              "CREATE INDEX idx_contexts_owner_did ON contexts USING btree (owner_did)",
+              "serves the per-agent (owner_did) listings of contexts"),
         Index("contexts", "idx_contexts_seq",
-              "CREATE UNIQUE INDEX idx_contexts_seq ON contexts USING btree (seq)"),
+              "CREATE UNIQUE INDEX idx_contexts_seq ON contexts USING btree (seq)",
+              "orders contexts (list_contexts, exports) by insertion"),
         Index("contexts", "idx_contexts_updated_at",
-              "CREATE INDEX idx_contexts_updated_at ON contexts USING btree (updated_at)"),
+              "CREATE INDEX idx_contexts_updated_at ON contexts USING btree (updated_at)",
+              "serves the updated_at time windows of the contexts frame"),
         Index("task_events", "idx_task_events_at",
-              "CREATE INDEX idx_task_events_at ON task_events USING btree (at)"),
+              "CREATE INDEX idx_task_events_at ON task_events USING btree (at)",
+              "serves the time windows of the events frame"),
         Index("task_events", "idx_task_events_task_id",
-              "CREATE INDEX idx_task_events_task_id ON task_events USING btree (task_id, id)"),
+              "CREATE INDEX idx_task_events_task_id ON task_events USING btree (task_id, id)",
+              "serves one task's lifecycle (events by task, request-key replays) and the cascade from tasks"),
         Index("task_events", "task_events_pkey",
-              "CREATE UNIQUE INDEX task_events_pkey ON task_events USING btree (id)"),
+              "CREATE UNIQUE INDEX task_events_pkey ON task_events USING btree (id)",
+              "primary key of the lifecycle events"),
         Index("task_feedback", "idx_task_feedback_created_at",
-              "CREATE INDEX idx_task_feedback_created_at ON task_feedback USING btree (created_at)"),
+              "CREATE INDEX idx_task_feedback_created_at ON task_feedback USING btree (created_at)",
+              "serves the created_at time windows of the feedback frame"),
         Index("task_feedback", "idx_task_feedback_data_gin",
               "CREATE INDEX idx_task_feedback_data_gin ON task_feedback "
-              "USING gin (feedback_data jsonb_path_ops)"),
+              "USING gin (feedback_data jsonb_path_ops)",
+              "serves the JSONB containment filters on feedback_data (find_feedback(feedback=...))"),
         Index("task_feedback", "idx_task_feedback_request_key",
               "CREATE UNIQUE INDEX idx_task_feedback_request_key ON task_feedback "
-              "USING btree (request_key)"),
+              "USING btree (request_key)",
+              "makes a retried feedback write idempotent (request keys)"),
         Index("task_feedback", "idx_task_feedback_task_id",
-              "CREATE INDEX idx_task_feedback_task_id ON task_feedback USING btree (task_id)"),
+              "CREATE INDEX idx_task_feedback_task_id ON task_feedback USING btree (task_id)",
+              "serves get_task_feedback and the cascade from tasks"),
         Index("task_feedback", "task_feedback_pkey",
-              "CREATE UNIQUE INDEX task_feedback_pkey ON task_feedback USING btree (id)"),
+              "CREATE UNIQUE INDEX task_feedback_pkey ON task_feedback USING btree (id)",
+              "primary key of the feedback"),
         Index("tasks", "idx_tasks_artifacts_gin",
-              "CREATE INDEX idx_tasks_artifacts_gin ON tasks USING gin (artifacts jsonb_path_ops)"),
+              "CREATE INDEX idx_tasks_artifacts_gin ON tasks USING gin (artifacts jsonb_path_ops)",
+              "serves the JSONB containment filters on artifacts (find_tasks(artifacts=...))"),
         Index("tasks", "idx_tasks_context_id",
-              "CREATE INDEX idx_tasks_context_id ON tasks USING btree (context_id)"),
+              "CREATE INDEX idx_tasks_context_id ON tasks USING btree (context_id)",
+              "serves the tasks of one context (list_tasks_by_context) and the cascade from contexts"),
         Index("tasks", "idx_tasks_created_at",
-              "CREATE INDEX idx_tasks_created_at ON tasks USING btree (created_at)"),
+              "CREATE INDEX idx_tasks_created_at ON tasks USING btree (created_at)",
+              "serves the created_at time windows of the tasks frame"),
         Index("tasks", "idx_tasks_history_gin",
-              "CREATE INDEX idx_tasks_history_gin ON tasks USING gin (history jsonb_path_ops)"),
+              "CREATE INDEX idx_tasks_history_gin ON tasks USING gin (history jsonb_path_ops)",
+              "serves the JSONB containment filters on history (find_tasks(history=...))"),
         Index("tasks", "idx_tasks_metadata_gin",
-              "CREATE INDEX idx_tasks_metadata_gin ON tasks USING gin (metadata jsonb_path_ops)"),
+              "CREATE INDEX idx_tasks_metadata_gin ON tasks USING gin (metadata jsonb_path_ops)",
+              "serves the JSONB containment filters on metadata "
+              "(find_tasks(metadata=...), find_feedback(task_metadata=...))"),
         Index("tasks", "idx_tasks_owner_did",
-              "CREATE INDEX idx_tasks_owner_did ON tasks USING btree (owner_did)"),
+              "CREATE INDEX idx_tasks_owner_did ON tasks USING btree (owner_did)",
+              "serves the per-agent (owner_did) listings of tasks"),
         Index("tasks", "idx_tasks_seq",
-              "CREATE UNIQUE INDEX idx_tasks_seq ON tasks USING btree (seq)"),
+              "CREATE UNIQUE INDEX idx_tasks_seq ON tasks USING btree (seq)",
+              "orders tasks (list_tasks, task_records, exports) by insertion"),
         Index("tasks", "idx_tasks_state",
-              "CREATE INDEX idx_tasks_state ON tasks USING btree (state)"),
+              "CREATE INDEX idx_tasks_state ON tasks USING btree (state)",
+              "serves the state filters (find_tasks(state=...), counts by state)"),
         Index("tasks", "idx_tasks_state_timestamp",
-              "CREATE INDEX idx_tasks_state_timestamp ON tasks USING btree (state_timestamp)"),
+              "CREATE INDEX idx_tasks_state_timestamp ON tasks USING btree (state_timestamp)",
+              "serves the stuck-task check and time windows on state_timestamp"),
         Index("tasks", "idx_tasks_updated_at",
-              "CREATE INDEX idx_tasks_updated_at ON tasks USING btree (updated_at)"),
+              "CREATE INDEX idx_tasks_updated_at ON tasks USING btree (updated_at)",
+              "serves the updated_at time windows (task_records changed since, the tasks frame)"),
         Index("tasks", "tasks_pkey",
-              "CREATE UNIQUE INDEX tasks_pkey ON tasks USING btree (id)"),
+              "CREATE UNIQUE INDEX tasks_pkey ON tasks USING btree (id)",
+              "primary key: every read and write of one task by id"),
         Index("webhook_configs", "webhook_configs_pkey",
-              "CREATE UNIQUE INDEX webhook_configs_pkey ON webhook_configs USING btree (task_id)"),
+              "CREATE UNIQUE INDEX webhook_configs_pkey ON webhook_configs USING btree (task_id)",
+              "primary key: one webhook configuration per task"),
     ],
     constraints=[
         Constraint("contexts", "contexts_pkey", "primary key", "PRIMARY KEY (id)"),
@@ -389,3 +423,11 @@ EXPECTED = SchemaSnapshot(
     ],
 )
 """The schema the revisions create at ``EXPECTED_REVISION``, written out by hand."""
+
+_DECLARED_INDEXES = {(i.table, i.name): i for i in EXPECTED.indexes}
+
+
+def declared_index(table: str, name: str) -> Index | None:
+    """The index ``name`` of ``table`` as the migrations declare it (with its ``purpose``), or None
+    when it is not one of ours."""
+    return _DECLARED_INDEXES.get((table, name))
