@@ -92,12 +92,13 @@ def validate_url(url: object, name: str = "the database URL") -> str:
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     authority, tail = rest[:end], rest[end:]
     if "@" not in authority and "@" in tail:
-        at, equals = tail.find("@"), tail.find("=")
-        if equals < 0 or at < equals:  # an "@" that is no query value: the userinfo was cut short
+        at, query = tail.find("@"), tail.find("?")
+        if query < 0 or at < query or "=" not in tail[query:at]:
+            # an "@" in the path, or in a query but in no value: the userinfo was cut short
             raise _bad(
                 name,
                 f"the password (or user name) contains an unencoded {tail[0]!r}, which ends the host "
-                f"part of a URL; {_encode_hint(tail[0])}",
+                f"part of a URL; {_encode_hint(tail[0])} (an '@' in a database name needs %40)",
             )
     if authority.count("@") > 1:
         raise _bad(name, f"the password (or user name) contains an unencoded '@'; {_encode_hint('@')}")
@@ -199,8 +200,8 @@ def secrets_of(value: str | None) -> list[str]:
         return []
     found: set[str] = set()
     scheme = _SCHEME.match(value)
-    if scheme:
-        rest = value[scheme.end():]
+    if scheme or not _KEYWORD_FORM.match(value):
+        rest = value[scheme.end():] if scheme else value  # "user:password@host" without a scheme too
         userinfo = rest.rpartition("@")[0] if "@" in rest else ""
         found.add(userinfo.partition(":")[2])  # a lenient reading: the password runs to the last "@"
         end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from bindu_storage.analysis.frames_columns import STATE_DTYPE, STATES, TS_DTYPE, FlatColumn, series
-from bindu_storage.analysis.frames_redact import redact
+from bindu_storage.analysis.redact import redact, redact_arrow
 
 KEY = "key"
 """The kind of a keyset key column: text, handed back to the next page query."""
@@ -144,6 +144,9 @@ def frame_from_csv(
             columns[i] = pa.chunked_array([join_strings(columns[i], joined[name])])
     length = len(columns[0]) if columns else 0
     parsed = dict(zip([*selected, *(col.name for col in flat)], columns, strict=False))
+    for col in flat:  # credentials inside JSON string values (the same rule as the memory backend)
+        if col.kind == "str" and parsed.get(col.name) is not None:
+            parsed[col.name] = redact_arrow(parsed[col.name])
     frame = {}
     for name, kind in [*fixed, *((col.name, col.kind) for col in flat)]:
         column = parsed.get(name)

@@ -26,8 +26,8 @@ from bindu_storage.analysis.frames_columns import (
     json_type,
     plan_columns,
 )
-from bindu_storage.analysis.frames_redact import REDACTED, is_secret_key, redact
 from bindu_storage.analysis.frames_sql import FEEDBACK_OWN_KEYS
+from bindu_storage.analysis.redact import REDACTED, is_secret_key, redact, redact_text
 from bindu_storage.storage.base import Storage
 from bindu_storage.types import TaskRecord
 
@@ -79,7 +79,7 @@ def _read(value: Any, kind: str) -> Any:
     if kind == "secret":
         return REDACTED
     if kind == "str":
-        return value if isinstance(value, str) else _MISSING
+        return redact_text(value) if isinstance(value, str) else _MISSING
     if kind == "bool":
         return value if isinstance(value, bool) else _MISSING
     if kind == "Int64":

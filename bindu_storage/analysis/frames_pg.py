@@ -18,9 +18,9 @@ import pandas as pd
 
 from bindu_storage.analysis.frames_columns import FlatColumn, PathInfo, build_frame, plan_columns, top_keys
 from bindu_storage.analysis.frames_csv import frame_from_csv
-from bindu_storage.analysis.frames_redact import is_secret_key
 from bindu_storage.analysis.frames_source import PgReader
 from bindu_storage.analysis.frames_sql import NOT_INT, OTHER_KEYS, TYPE_BITS, DocRows, FlatSource, FrameQuery
+from bindu_storage.analysis.redact import is_secret_key
 from bindu_storage.errors import InvalidValueError
 
 Flat = list[tuple[str, FlatColumn]]
