@@ -7,7 +7,9 @@ The database is ``DATABASE_URL`` (never alembic.ini). The target schema comes fr
 A run that changes the database opens its transaction with ``migrate.preamble``: refuse a hot
 standby, take an advisory lock keyed by the schema (several processes migrating at once apply
 every revision exactly once), create the schema, ``SET LOCAL search_path`` to it so the
-revisions use plain names. Read-only commands (``alembic current``) skip it, so they work on a
+revisions use plain names. Then, for an upgrade, a schema upstream Bindu made is adopted
+(``bindu_storage.storage.adopt``); a version neither we nor upstream wrote is refused by name.
+Read-only commands (``alembic current``) skip it, so they work on a
 standby too. On the command line, failures print as one password-free ``FAILED:`` line.
 """
 
@@ -21,7 +23,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context, util
 from bindu_storage.errors import StorageError
-from bindu_storage.storage import migrate
+from bindu_storage.storage import adopt, migrate
 
 config = context.config
 
@@ -38,11 +40,16 @@ def _run(connection: Connection, schema: str) -> None:
         version_table_schema=schema,
         transactional_ddl=True,
     )
-    read_only = bool(context.get_context().opts.get("dont_mutate"))
+    options = context.get_context().opts
+    read_only = bool(options.get("dont_mutate"))
+    direction = getattr(options.get("fn"), "__name__", "")  # alembic's upgrade/downgrade callbacks
     with context.begin_transaction():
         if not read_only:
             for statement in migrate.preamble(schema):
                 connection.execute(text(statement))
+            if direction in ("upgrade", "downgrade"):
+                ours = {script.revision for script in context.script.walk_revisions()}
+                adopt.prepare(connection, schema, upgrading=direction == "upgrade", ours=ours)
         context.run_migrations()
 
 

@@ -154,11 +154,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply or inspect the alembic migrations of one schema. Refuses to change a hot "
                     "standby (read-only replica): migrate the primary.",
     )
-    migrate.add_argument("action", choices=("upgrade", "downgrade", "current", "history"),
-                         help="upgrade (default to head), downgrade (default one step), current, history")
+    migrate.add_argument("action", choices=("upgrade", "downgrade", "current", "history", "to-upstream"),
+                         help="upgrade (default to head; adopts a schema upstream Bindu made), downgrade "
+                              "(default one step), current, history, to-upstream (hand the schema back "
+                              "to upstream Bindu, keeping every task)")
     migrate.add_argument("--revision", metavar="R",
                          help="target revision (upgrade: head; downgrade: -1; 'base' removes everything)")
     _add_database_options(migrate)
+    migrate.add_argument("--did", metavar="DID",
+                         help="an agent DID: the schema upstream Bindu names after it (not with --schema)")
     migrate.set_defaults(command="migrate", handler=_lazy("ops", "run_migrate"))
     return parser
 

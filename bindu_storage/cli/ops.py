@@ -9,6 +9,7 @@ from bindu_storage.cli.app import CliError, known_urls
 from bindu_storage.cli.common import schema_of, settings, target_url, where
 from bindu_storage.cli.table import render
 from bindu_storage.dsn import mask_secrets
+from bindu_storage.settings import StorageSettings
 
 
 async def run_diagnose(args: argparse.Namespace) -> int:
@@ -31,6 +32,15 @@ async def run_diagnose(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _schema(args: argparse.Namespace, cfg: StorageSettings) -> str:
+    """``--did`` (upstream's schema of that agent), else ``--schema`` or the configured one."""
+    if getattr(args, "did", None):
+        from bindu_storage.sqlnames import schema_for_did
+
+        return schema_for_did(args.did)
+    return schema_of(args, cfg)
+
+
 def _history_rows(current: str | None, head: str) -> list[list[str]]:
     from alembic.script import ScriptDirectory
 
@@ -47,22 +57,32 @@ def _history_rows(current: str | None, head: str) -> list[list[str]]:
 
 
 async def run_migrate(args: argparse.Namespace) -> int:
-    """The ``migrate`` command: upgrade, downgrade, current, history."""
+    """The ``migrate`` command: upgrade, downgrade, current, history, to-upstream."""
     from bindu_storage.storage import migrate
 
     cfg = settings()
     head = migrate.head_revision()
+    if getattr(args, "did", None) and args.schema:
+        raise CliError("give either --schema or --did, not both")
     if args.action == "history":
         current = None
         if args.database_url or cfg.postgres_url or cfg.backend == "embedded":
-            current = await migrate.current_revision(target_url(args, cfg), schema_of(args, cfg))
+            current = await migrate.current_revision(target_url(args, cfg), _schema(args, cfg))
         print(render(["revision", "change", "mark"], _history_rows(current, head), right=()))
         return 0
     url = target_url(args, cfg)
-    schema = schema_of(args, cfg)
+    schema = _schema(args, cfg)
     target = where(url, schema)
-    if args.revision is not None and args.action == "current":
+    if args.revision is not None and args.action in ("current", "to-upstream"):
         raise CliError("--revision applies to upgrade and downgrade only")
+    if args.action == "to-upstream":
+        done = await migrate.to_upstream(url, schema)
+        marker = f"alembic_version {done.marker}" if done.marker else "no alembic_version"
+        if not done.changed:
+            print(f"{target}: already upstream Bindu's ({marker}), nothing to do")
+        else:
+            print(f"{target}: handed back to upstream Bindu: {done.before} → {marker}; every row kept")
+        return 0
     before = await migrate.current_revision(url, schema)
     if args.action == "current":
         state = (

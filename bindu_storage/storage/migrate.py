@@ -9,12 +9,19 @@ revision exactly once, the others wait and find nothing left to do), creates the
 needed and points ``search_path`` at it for that transaction only (``SET LOCAL``), so the
 revisions can use plain table names. Connections go through asyncpg with the URL exactly as
 given (the same parsing as ``PostgresStorage``); errors never carry the URL's password.
+
+A schema upstream Bindu made is adopted by ``upgrade`` in that same transaction, and
+``to_upstream`` hands a schema back to upstream (both in ``bindu_storage.storage.adopt``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,9 +42,11 @@ from bindu_storage.errors import (
     StorageConnectionError,
     StorageError,
 )
+from bindu_storage.storage import adopt
 from bindu_storage.storage.sql import quote_ident, validate_schema_name
 
 __all__ = [
+    "HandBack",
     "create_engine",
     "current_revision",
     "database_url",
@@ -47,6 +56,7 @@ __all__ = [
     "preamble",
     "resolve_schema",
     "script_location",
+    "to_upstream",
     "upgrade",
 ]
 
@@ -183,10 +193,27 @@ def head_revision() -> str:
     return head
 
 
+_IN_PROCESS = threading.Lock()
+"""alembic's ``context`` and ``op`` are module-level proxies to the migration running now, so two
+migrations interleaving in one process (storages connecting at once on one event loop, or loops
+in several threads) would run statements through each other's proxies. One at a time per
+process; the advisory lock orders processes."""
+
+
+@asynccontextmanager
+async def _one_at_a_time() -> AsyncIterator[None]:
+    while not _IN_PROCESS.acquire(blocking=False):  # polling: a cancelled waiter holds nothing
+        await asyncio.sleep(0.005)
+    try:
+        yield
+    finally:
+        _IN_PROCESS.release()
+
+
 async def _with_connection(url: str, schema: str, action: Callable[[Config, Connection], T]) -> T:
     engine = create_engine(url)
     try:
-        async with engine.connect() as connection:
+        async with _one_at_a_time(), engine.connect() as connection:
             result = await connection.run_sync(lambda sync: action(_config(schema, sync), sync))
             await connection.commit()
             return result
@@ -226,3 +253,49 @@ async def current_revision(url: str, schema: str | None = None) -> str | None:
         return connection.execute(text(f"SELECT version_num FROM {table}")).scalar()
 
     return await _with_connection(url, name, read)
+
+
+@dataclass(frozen=True)
+class HandBack:
+    """What ``to_upstream`` did: the revision found, the version marker left, whether it changed."""
+
+    schema: str
+    before: str | None
+    """The revision recorded before (None: no ``alembic_version``)."""
+    marker: str | None
+    """Upstream's marker left behind: ``alembic_version`` in ``public``, None (no table) elsewhere."""
+    changed: bool
+    """False when the schema already was upstream's (never adopted, or handed back before)."""
+
+
+async def to_upstream(url: str, schema: str | None = None) -> HandBack:
+    """Hand ``schema`` back to upstream Bindu: a state its own ``PostgresStorage`` runs on.
+
+    In one locked transaction: our revisions after ``adopt.ADOPTED_AS`` are downgraded (``seq``,
+    ``request_key`` and ``task_events`` go; every task, context, feedback and webhook config
+    stays), upstream's indexes come back and its version marker is restored (``public``:
+    ``alembic_version`` = ``adopt.UPSTREAM_HEAD``; other schemas: no ``alembic_version``, as
+    upstream's ``did_…`` schemas). A schema that already is upstream's is left alone; one with
+    no Bindu tables, or at a revision neither we nor upstream wrote, raises ``MigrationError``.
+    """
+    name = resolve_schema(schema)
+
+    def hand_back(cfg: Config, connection: Connection) -> HandBack:
+        for statement in preamble(name):  # begins the one transaction every step runs in
+            connection.execute(text(statement))
+        order = [s.revision for s in reversed(list(ScriptDirectory.from_config(cfg).walk_revisions()))]
+        found = adopt.origin(connection, name, order)
+        if found.kind == "foreign":
+            raise adopt.foreign_revision_error(name, found.revision, order)
+        if found.kind == "empty":
+            raise MigrationError(f"schema {name!r} holds no Bindu tables: nothing to hand back")
+        if found.kind == "upstream":
+            return HandBack(name, found.revision, found.revision, changed=False)
+        assert found.revision is not None
+        if order.index(found.revision) < order.index(adopt.ADOPTED_AS):
+            command.upgrade(cfg, adopt.ADOPTED_AS)
+        elif found.revision != adopt.ADOPTED_AS:
+            command.downgrade(cfg, adopt.ADOPTED_AS)
+        return HandBack(name, found.revision, adopt.hand_back(connection, name), changed=True)
+
+    return await _with_connection(url, name, hand_back)
