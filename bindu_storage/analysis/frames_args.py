@@ -9,6 +9,7 @@ read as UTC.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,9 @@ import pandas as pd
 from bindu_storage.errors import InvalidTypeError, InvalidValueError
 from bindu_storage.storage import validate as v
 from bindu_storage.types import TaskRecord
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone surrogate: a str Python holds but UTF-8 (and PostgreSQL) cannot."""
 
 TimeLike = datetime | str | pd.Timestamp
 """A time bound: an aware datetime (naive ones and strings are read as UTC)."""
@@ -69,6 +73,10 @@ def as_columns(value: object, name: str) -> list[str] | None:
     for item in names:
         if not isinstance(item, str) or not item:
             raise InvalidValueError(f"{name} must hold non-empty key names, got {item!r}")
+        if "\x00" in item:  # PostgreSQL text cannot hold NUL, nor UTF-8 a lone surrogate
+            raise InvalidValueError(f"{name} holds a key name with a NUL character: {item!r}")
+        if _SURROGATE.search(item):
+            raise InvalidValueError(f"{name} holds a key name with a lone surrogate (not UTF-8): {item!r}")
     return names
 
 
