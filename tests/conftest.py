@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pgbouncer import pgbouncer, pgbouncer_url  # noqa: F401 - fixtures: PgBouncer in transaction mode
 from upstream import upstream, upstream_python  # noqa: F401 - fixtures for the upstream tests
 
 from bindu_storage import InMemoryStorage, PostgresStorage, Storage
@@ -114,7 +115,7 @@ async def pg_storage(pg_url: str) -> AsyncIterator[PostgresStorage]:
         await storage.close()
 
 
-@pytest.fixture(params=["memory", "postgres"])
+@pytest.fixture(params=["memory", "postgres", "pgbouncer"])
 async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[Storage]:
     """Each backend in turn, empty: the contract tests run once per backend."""
     # pg_url is a parameter (not getfixturevalue): its asyncio.run() cannot run inside this loop
@@ -122,7 +123,10 @@ async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[
         yield InMemoryStorage()
         return
     await truncate(pg_url)
-    pg = postgres_storage(pg_url)
+    if request.param == "pgbouncer":  # transaction pooling: no prepared statements across calls
+        pg = postgres_storage(request.getfixturevalue("pgbouncer_url"), statement_cache_size=0)
+    else:
+        pg = postgres_storage(pg_url)
     await pg.connect()
     try:
         yield pg

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -104,9 +105,20 @@ def create_engine(url: str) -> AsyncEngine:
         raise InvalidValueError(f"DATABASE_URL: {exc}") from None
 
     async def connect() -> asyncpg.Connection:
-        return await asyncpg.connect(dsn, server_settings={"application_name": APPLICATION_NAME})
+        return await asyncpg.connect(
+            dsn, statement_cache_size=0, server_settings={"application_name": APPLICATION_NAME}
+        )
 
-    return create_async_engine("postgresql+asyncpg://", poolclass=NullPool, async_creator=connect)
+    def creator() -> Any:
+        # PgBouncer in transaction mode: no cached statements, and names no other process
+        # uses (asyncpg numbers them from 1 in every process; a leftover one would collide)
+        return engine.sync_engine.dialect.dbapi.connect(  # type: ignore[union-attr]
+            async_creator_fn=connect, prepared_statement_cache_size=0,
+            prepared_statement_name_func=lambda: f"__bindu_migrate_{uuid.uuid4().hex}__",
+        )
+
+    engine = create_async_engine("postgresql+asyncpg://", poolclass=NullPool, creator=creator)
+    return engine
 
 
 def preamble(schema: str) -> list[str]:
