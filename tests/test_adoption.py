@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import pandas as pd
 import pytest
 
 from bindu_storage import PostgresStorage
@@ -354,6 +355,12 @@ async def _drift(url: str, schema_name: str) -> dict[str, Any]:
             "schema drift": findings["schema drift"]}
 
 
+async def _status(url: str, schema_name: str) -> tuple[str | None, str]:
+    async with Diagnostics(url, schema=schema_name) as diag:
+        row = (await diag.migration_status()).iloc[0]
+    return (None if pd.isna(row["database_revision"]) else row["database_revision"]), row["status"]
+
+
 TARGETS = ["public", DID]
 
 
@@ -517,6 +524,7 @@ def test_an_older_upstream_revision_is_adopted(world: dict[str, Any]) -> None:
     ))
     with pytest.raises(MigrationError, match=r"by upstream Bindu \(revision 20251207_0001\): an upgrade"):
         asyncio.run(migrate.downgrade(url, name))
+    assert asyncio.run(_status(url, name)) == ("20251207_0001", "upstream Bindu")
     rows = f'SELECT id, history::text, created_at FROM "{name}".tasks ORDER BY id'
     before = asyncio.run(fetch(url, rows))
     asyncio.run(migrate.upgrade(url, name))
@@ -558,6 +566,8 @@ def test_hand_back_of_a_schema_of_ours_and_of_nothing(fresh_database: str) -> No
     assert asyncio.run(migrate.current_revision(fresh_database, "did_ours")) is None
     again = asyncio.run(migrate.to_upstream(fresh_database, "did_ours"))
     assert again == migrate.HandBack("did_ours", None, None, False)
+    assert asyncio.run(_status(fresh_database, "did_ours")) == (None, "upstream Bindu")
+    assert asyncio.run(_status(fresh_database, "did_nothing")) == (None, "not migrated")
     with pytest.raises(MigrationError, match="holds no Bindu tables"):
         asyncio.run(migrate.to_upstream(fresh_database, "did_nothing"))
     asyncio.run(migrate.upgrade(fresh_database, "did_ours"))  # re-adopted

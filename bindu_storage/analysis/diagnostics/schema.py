@@ -8,8 +8,10 @@ schema_drift       kind, object_type, table_name, name, expected, actual
 =================  ================================================================
 
 ``status`` is ``up to date``, ``behind head`` (older revision: run the migrations),
-``unknown revision`` (not among the scripts: written by a newer bindu-storage) or
-``not migrated`` (no ``alembic_version`` table). ``schema_drift`` has one row per difference
+``upstream Bindu`` (made by upstream Bindu: an upstream revision, or its tables without an
+``alembic_version``; running the migrations adopts it, see ``bindu_storage.storage.adopt``),
+``unknown revision`` (neither ours nor upstream's: written by a newer bindu-storage) or
+``not migrated`` (no ``alembic_version`` table, no Bindu tables). ``schema_drift`` has one row per difference
 between what the migrations declare (``bindu_storage.storage.schema.EXPECTED``) and what the
 catalog shows: ``kind`` is ``missing``, ``unexpected`` or ``different``; ``object_type`` is
 ``table``, ``column``, ``index`` or ``constraint``. Drift is only meaningful once the schema is
@@ -27,6 +29,7 @@ from alembic.script import ScriptDirectory
 from bindu_storage.analysis.diagnostics.query import records_frame
 from bindu_storage.storage import migrate
 from bindu_storage.storage import schema as declared
+from bindu_storage.storage.adopt import UPSTREAM_REVISIONS
 from bindu_storage.storage.sql import quote_ident, validate_schema_name
 
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -36,6 +39,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 """The documented columns of each diagnostic of this topic."""
 
 HAS_VERSION_TABLE = "SELECT to_regclass($1) IS NOT NULL"
+"""Whether a (schema-qualified) table exists: ``alembic_version``, or upstream's tables."""
 DATABASE_REVISION = "SELECT version_num FROM {schema}.alembic_version"
 
 
@@ -58,11 +62,17 @@ async def migration_status(conn: asyncpg.Connection, schema: str = "public") -> 
     current = await database_revision(conn, schema)
     head = migrate.head_revision()
     if current is None:
-        status = "not migrated"
+        made_by_upstream = all([
+            await conn.fetchval(HAS_VERSION_TABLE, f"{quote_ident(schema)}.{table}")
+            for table in ("tasks", "contexts")
+        ])
+        status = "upstream Bindu" if made_by_upstream else "not migrated"
     elif current == head:
         status = "up to date"
     elif current in _known_revisions():
         status = "behind head"
+    elif current in UPSTREAM_REVISIONS:
+        status = "upstream Bindu"
     else:
         status = "unknown revision"
     return records_frame(
