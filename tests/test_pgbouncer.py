@@ -22,6 +22,8 @@ from conftest import _create_database, postgres_storage, truncate
 from pgbouncer import TemporaryPgBouncer
 
 from bindu_storage import PostgresStorage
+from bindu_storage.analysis.diagnostics import open_diagnostics_connection
+from bindu_storage.analysis.frames import tasks_frame
 from bindu_storage.errors import StorageConfigurationError, StorageConnectionError
 from bindu_storage.settings import StorageSettings
 from bindu_storage.storage import migrate
@@ -194,3 +196,24 @@ def test_missing_pgbouncer_fails_loudly(monkeypatch: pytest.MonkeyPatch, pg_url:
     with pytest.raises(pytest.fail.Exception, match="apt-get install -y pgbouncer"):
         TemporaryPgBouncer(pg_url)
 
+
+
+async def test_frames_through_a_pgbouncer_storage_and_clear_errors_from_a_url(
+    pgbouncer_url: str, pg_url: str
+) -> None:
+    """Frames read through a PostgresStorage behind PgBouncer (COPY inside one transaction);
+    frames and diagnostics from a PgBouncer URL need a session of their own: a typed error saying
+    to connect directly, instead of a bare 'unsupported startup parameter'."""
+    await truncate(pg_url)
+    storage = _bouncer_storage(pgbouncer_url)
+    async with storage:
+        await asyncio.gather(*(_mixed(storage, i) for i in range(8)))
+        frame = await tasks_frame(storage)
+    assert len(frame) == 8 and set(frame["state"]) == {"completed"}
+    password = urlsplit(pg_url).password
+    with pytest.raises(StorageConfigurationError, match="PostgreSQL directly") as info:
+        await tasks_frame(pgbouncer_url)
+    assert password not in str(info.value)
+    with pytest.raises(StorageConfigurationError, match="PostgreSQL \\(or a replica\\) directly") as info:
+        await open_diagnostics_connection(pgbouncer_url)
+    assert password not in str(info.value)

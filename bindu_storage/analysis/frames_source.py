@@ -33,6 +33,7 @@ from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
 from bindu_storage.errors import (
     InvalidTypeError,
     InvalidValueError,
+    StorageConfigurationError,
     StorageConnectionError,
     StorageError,
 )
@@ -165,6 +166,12 @@ class PgReader:
                     **SESSION_SETTINGS,
                 },
             )
+        except asyncpg.ProtocolViolationError as exc:  # PgBouncer: "unsupported startup parameter: ..."
+            raise StorageConfigurationError(
+                f"cannot connect to {describe_target(self._dsn)}: {mask_secrets(str(exc), self._dsn)}; "
+                "frames read from a URL need a session of their own: point it at PostgreSQL directly, "
+                "or read through a PostgresStorage (its pool works behind PgBouncer)"
+            ) from None
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StorageConnectionError(
                 f"cannot connect to {describe_target(self._dsn)}: "

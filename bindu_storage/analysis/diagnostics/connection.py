@@ -38,7 +38,12 @@ from bindu_storage.analysis.diagnostics import (
 )
 from bindu_storage.analysis.diagnostics import schema as schema_topic
 from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
-from bindu_storage.errors import InvalidTypeError, InvalidValueError, StorageConnectionError
+from bindu_storage.errors import (
+    InvalidTypeError,
+    InvalidValueError,
+    StorageConfigurationError,
+    StorageConnectionError,
+)
 from bindu_storage.sqlnames import validate_schema_name
 from bindu_storage.storage.postgres import PostgresStorage
 
@@ -116,6 +121,12 @@ async def open_diagnostics_connection(
         conn = await asyncpg.connect(dsn, timeout=connect_timeout, server_settings=session)
     except ValueError as exc:  # a URL asyncpg cannot parse (bad port, unknown sslmode...)
         raise InvalidValueError(f"bad database URL {target}: {mask_secrets(str(exc), dsn)}") from None
+    except asyncpg.ProtocolViolationError as exc:  # PgBouncer: "unsupported startup parameter: ..."
+        raise StorageConfigurationError(
+            f"cannot open a diagnostics connection to {target}: {mask_secrets(str(exc), dsn)}; diagnostics "
+            "need a read-only session of their own: connect to PostgreSQL (or a replica) directly, "
+            "not through PgBouncer"
+        ) from None
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = mask_secrets(str(exc) or type(exc).__name__, dsn)
         raise StorageConnectionError(f"cannot open a diagnostics connection to {target}: {reason}") from None
