@@ -33,8 +33,7 @@ full_page_writes = off
 wal_level = replica
 max_wal_senders = 10
 hot_standby = on
-shared_preload_libraries = 'pg_stat_statements'
-pg_stat_statements.track = all
+shared_preload_libraries = '{preload}'
 track_io_timing = on
 log_min_messages = warning
 """
@@ -73,6 +72,8 @@ class TemporaryPostgres:
     user: str = "postgres"
     port: int = field(default_factory=_free_port)
     bindir: Path = field(default_factory=find_bindir)
+    preload: str = "pg_stat_statements"
+    """``shared_preload_libraries`` of the server (empty: none, as a default PostgreSQL install)."""
     _dir: Path | None = None
     _run_as: str | None = None
 
@@ -135,7 +136,9 @@ class TemporaryPostgres:
 
     def _configure(self, data_dir: Path, port: int) -> None:
         with open(data_dir / "postgresql.conf", "a") as conf:
-            conf.write(_FAST_CONFIG.format(port=port, sock=self._dir))
+            conf.write(_FAST_CONFIG.format(port=port, sock=self._dir, preload=self.preload))
+            if "pg_stat_statements" in self.preload:
+                conf.write("pg_stat_statements.track = all\n")
 
     def _start_server(self, data_dir: Path) -> None:
         self._cmd(self.bindir / "pg_ctl", "-D", data_dir, "-l", data_dir / "server.log",
@@ -144,7 +147,8 @@ class TemporaryPostgres:
     def replica(self) -> TemporaryPostgres:
         """Start a hot standby of this server (pg_basebackup, streaming), sharing its folder."""
         assert self._dir is not None
-        standby = TemporaryPostgres(password=self.password, user=self.user, bindir=self.bindir)
+        standby = TemporaryPostgres(password=self.password, user=self.user, bindir=self.bindir,
+                                    preload=self.preload)
         standby._dir, standby._run_as = self._dir, self._run_as
         standby_data = self._dir / f"standby-{standby.port}"
         self._cmd(

@@ -13,19 +13,55 @@ from bindu_storage.settings import StorageSettings
 
 
 async def run_diagnose(args: argparse.Namespace) -> int:
-    """The ``diagnose`` command: the health report; exit 0 ok, 1 warn, 2 critical."""
-    from bindu_storage.analysis.diagnostics import health_report
+    """The ``diagnose`` command: the health report; exit 0 ok, 1 warn, 2 critical.
 
-    cfg = settings()
-    url = target_url(args, cfg)
-    schema = schema_of(args, cfg)
-    report = await health_report(url, schema=schema)
+    With ``--format json`` or ``html`` stdout always carries one document, also when there is no
+    report (database unreachable, bad settings): status ``error``, the password-free error, exit 2,
+    so that cron and CI can parse it; the one-line error still goes to stderr.
+    """
+    import json
+    from datetime import UTC, datetime
+
+    from bindu_storage.analysis.diagnostics import health_report
+    from bindu_storage.cli.app import one_line
+    from bindu_storage.dsn import describe_target
+
+    def page(title: str, body: str) -> str:
+        return (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+                f"</head>\n<body>\n{body}\n</body></html>")
+
+    def error_document(exc: Exception, url: str | None, schema: str | None) -> str:
+        try:
+            target = describe_target(url) if url else None
+        except Exception:  # a URL it cannot describe: the error says what is wrong with it
+            target = None
+        error = one_line(exc, [u for u in (url, *known_urls(args)) if u])
+        if args.format == "json":
+            return json.dumps({
+                "target": target, "schema": schema, "role": None,
+                "generated_at": datetime.now(UTC).isoformat(), "status": "error",
+                "exit_code": int(args.error_status), "error": error, "findings": [],
+            }, indent=2, ensure_ascii=False)
+        where = f" ({target}, schema {schema})" if target else ""
+        return page("bindu-storage health report: error",
+                    f'<div class="bindu-health-report"><p><strong>ERROR</strong>{html.escape(where)}: '
+                    f"no report: {html.escape(error)}</p></div>")
+
+    url: str | None = None
+    schema: str | None = None
+    try:
+        cfg = settings()
+        url = target_url(args, cfg)
+        schema = schema_of(args, cfg)
+        report = await health_report(url, schema=schema)
+    except Exception as exc:
+        if args.format in ("json", "html"):
+            print(mask_secrets(error_document(exc, url, schema), url, *known_urls(args)))
+        raise  # the one-line error on stderr and exit status 2, as for every command
     if args.format == "json":
         out = report.to_json()
     elif args.format == "html":
-        title = html.escape(f"bindu-storage health report: {report.status}")
-        out = (f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>\n'
-               f"<body>\n{report._repr_html_()}\n</body></html>")
+        out = page(f"bindu-storage health report: {report.status}", report._repr_html_())
     else:
         out = report.to_text()
     print(mask_secrets(out, url, *known_urls(args)))

@@ -5,9 +5,10 @@ diagnostic          columns
 ==================  =================================================================
 index_usage         table_name, index_name, scans, tuples_read, tuples_fetched,
                     size_bytes, size, is_unique, is_primary_key, is_valid, definition
-unused_indexes      table_name, index_name, scans, size_bytes, size, definition
+unused_indexes      table_name, index_name, scans, size_bytes, size, definition,
+                    declared, purpose
 duplicate_indexes   table_name, index_name, covered_by, size_bytes, definition,
-                    covering_definition
+                    covering_definition, declared
 invalid_indexes     table_name, index_name, size_bytes, still_maintained, definition
 cache_hit_ratios    object_type, hits, reads, hit_percent
 ==================  =================================================================
@@ -15,6 +16,11 @@ cache_hit_ratios    object_type, hits, reads, hit_percent
 Scan counts are per server: on a hot standby they count the standby's own reads, so an index
 "unused" there may serve the primary (check both before dropping anything). Unique and
 constraint indexes are never reported as unused: they enforce rules, not speed.
+
+``declared`` marks an index the migrations create (``schema.EXPECTED``, matched by table and
+index name, as the drift check does) and ``purpose`` says what uses it: such an index is the
+storage's own, so the health report never advises dropping it (the drift check would then flag
+it missing), even while it is not scanned yet (a fresh or just seeded database).
 
 An index is a *duplicate* when another valid index of the same table and access method starts
 with the same key columns and operator classes (same expressions and predicate, no INCLUDE
@@ -31,15 +37,23 @@ import pandas as pd
 
 from bindu_storage.analysis.diagnostics.query import check_number, fetch_frame
 from bindu_storage.sqlnames import validate_schema_name
+from bindu_storage.storage.schema import EXPECTED
+
+_DECLARED = tuple(list(column) for column in zip(*((i.table, i.name, i.purpose) for i in EXPECTED.indexes),
+                                                  strict=True))
+"""The indexes the migrations declare, as arrays for the queries: tables, names, purposes."""
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "index_usage": (
         "table_name", "index_name", "scans", "tuples_read", "tuples_fetched", "size_bytes", "size",
         "is_unique", "is_primary_key", "is_valid", "definition",
     ),
-    "unused_indexes": ("table_name", "index_name", "scans", "size_bytes", "size", "definition"),
+    "unused_indexes": (
+        "table_name", "index_name", "scans", "size_bytes", "size", "definition", "declared", "purpose",
+    ),
     "duplicate_indexes": (
         "table_name", "index_name", "covered_by", "size_bytes", "definition", "covering_definition",
+        "declared",
     ),
     "invalid_indexes": ("table_name", "index_name", "size_bytes", "still_maintained", "definition"),
     "cache_hit_ratios": ("object_type", "hits", "reads", "hit_percent"),
@@ -70,9 +84,13 @@ SELECT s.relname AS table_name,
        s.idx_scan AS scans,
        pg_relation_size(s.indexrelid) AS size_bytes,
        pg_size_pretty(pg_relation_size(s.indexrelid)) AS size,
-       pg_get_indexdef(s.indexrelid) AS definition
+       pg_get_indexdef(s.indexrelid) AS definition,
+       d.index_name IS NOT NULL AS declared,
+       d.purpose
 FROM pg_stat_user_indexes s
 JOIN pg_index i ON i.indexrelid = s.indexrelid
+LEFT JOIN unnest($3::text[], $4::text[], $5::text[]) AS d(table_name, index_name, purpose)
+       ON d.table_name = s.relname AND d.index_name = s.indexrelname
 WHERE s.schemaname = $1
   AND s.idx_scan <= $2
   AND NOT i.indisunique
@@ -86,7 +104,8 @@ SELECT t.relname AS table_name,
        cc.relname AS covered_by,
        pg_relation_size(i.indexrelid) AS size_bytes,
        pg_get_indexdef(i.indexrelid) AS definition,
-       pg_get_indexdef(c.indexrelid) AS covering_definition
+       pg_get_indexdef(c.indexrelid) AS covering_definition,
+       (t.relname, ic.relname) IN (SELECT * FROM unnest($2::text[], $3::text[])) AS declared
 FROM pg_index i
 JOIN pg_index c ON c.indrelid = i.indrelid AND c.indexrelid <> i.indexrelid
 JOIN pg_class ic ON ic.oid = i.indexrelid
@@ -154,17 +173,19 @@ async def index_usage(conn: asyncpg.Connection, schema: str = "public") -> pd.Da
 async def unused_indexes(
     conn: asyncpg.Connection, schema: str = "public", max_scans: int = 0
 ) -> pd.DataFrame:
-    """Non-unique indexes scanned at most ``max_scans`` times, largest first."""
+    """Non-unique indexes scanned at most ``max_scans`` times, largest first; ``declared`` ones are
+    the migrations' own (keep them: ``purpose`` says what uses them)."""
     return await fetch_frame(
         conn, UNUSED_INDEXES, validate_schema_name(schema),
-        int(check_number(max_scans, "max_scans", integer=True)), columns=COLUMNS["unused_indexes"]
+        int(check_number(max_scans, "max_scans", integer=True)), *_DECLARED, columns=COLUMNS["unused_indexes"]
     )
 
 
 async def duplicate_indexes(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
     """Indexes made redundant by another index of the same table (see the module docstring)."""
     return await fetch_frame(
-        conn, DUPLICATE_INDEXES, validate_schema_name(schema), columns=COLUMNS["duplicate_indexes"]
+        conn, DUPLICATE_INDEXES, validate_schema_name(schema), *_DECLARED[:2],
+        columns=COLUMNS["duplicate_indexes"],
     )
 
 

@@ -18,14 +18,15 @@ long-running queries   longest running statement                            >= 5
 idle in transaction    longest session idle inside a transaction            >= 1 min     >= 10 min
 blocked sessions       longest wait for a lock                              >= 10 s      >= 60 s
 pool saturation        connections in use / pool max_size                   >= 80 %      >= 100 %
-pg_stat_statements     extension created and preloaded                      missing      -
+pg_stat_statements     preloaded, created here, readable by this role       missing      -
 slow queries           slowest mean time, statements with >= 100 calls      >= 100 ms    >= 1 s
 dead rows              worst dead share, tables of >= 1,000 rows (primary)  >= 20 %      >= 50 %
 table cache hit ratio  heap blocks served from shared buffers (>= 1,000)   < 99 %       < 95 %
 index cache hit ratio  index blocks served from shared buffers (>= 1,000)  < 99 %       < 95 %
 invalid indexes        left invalid by a failed concurrent build            >= 1         -
 duplicate indexes      covered by another index of the table                >= 1         -
-unused indexes         never scanned, non-unique, >= 1 MiB (primary)        >= 1         -
+unused indexes         never scanned, non-unique, >= 1 MiB, not declared    >= 1         -
+declared indexes       ours (the migrations'), not scanned yet, >= 1 MiB   never        -
 replication lag        standby: replay lag; primary: worst standby's lag    >= 30 s      >= 5 min
 replication slots      WAL kept by a slot (an inactive slot warns)          >= 1 GiB     >= 10 GiB
 migrations             schema revision vs head                              behind or    not migrated
@@ -178,10 +179,10 @@ class HealthReport:
         """The database name alone (what the notebook view shows: no host, no user)."""
         return self.target.rpartition("/")[2] or self.target
 
-    def _heading(self, where: str) -> str:
+    def _heading(self, where: str, *, status: bool = True) -> str:
         counts = self.counts()
         return (
-            f"{self.status.upper()}: {where}, schema {self.schema} ({self.role}); "
+            (f"{self.status.upper()}: " if status else "") + f"{where}, schema {self.schema} ({self.role}); "
             f"{counts['critical']} critical, {counts['warn']} warn, {counts['ok']} ok, "
             f"{counts['skipped']} skipped; {self.generated_at:%Y-%m-%d %H:%M:%S} UTC"
         )
@@ -219,7 +220,7 @@ class HealthReport:
         rows = "".join(f"<tr>{cells(f)}</tr>" for f in sorted(self.findings, key=lambda f: -_RANK[f.status]))
         return (
             f'<div class="bindu-health-report"><p>{badge(self.status)} '
-            f"{html.escape(self._heading(f'database {self.database}'))}</p>"
+            f"{html.escape(self._heading(f'database {self.database}', status=False))}</p>"
             '<table><thead><tr><th>status</th><th>check</th><th>seen</th><th>threshold</th>'
             f"<th>advice</th></tr></thead><tbody>{rows}</tbody></table></div>"
         )
@@ -341,16 +342,17 @@ async def _pool(d: Diagnostics, t: Thresholds) -> Finding:
 
 async def _statements(d: Diagnostics, t: Thresholds) -> Finding:
     status = await d.statements_status()
-    if status.available:
-        return Finding("pg_stat_statements", "ok", "extension created and loaded", "warn when missing",
+    threshold = "warn when not preloaded, not created or not readable by this role"
+    if status.available and not status.problem:
+        return Finding("pg_stat_statements", "ok", "preloaded, created here and readable", threshold,
                        "", "queries")
-    return Finding("pg_stat_statements", "warn", status.reason, "warn when missing", status.advice, "queries")
+    return Finding("pg_stat_statements", "warn", status.reason, threshold, status.advice, "queries")
 
 
 async def _slow_queries(d: Diagnostics, t: Thresholds) -> Finding:
     threshold = _levels(t.slow_query_mean_ms, lambda v: f"{v:g} ms") + f" (>= {t.slow_query_min_calls} calls)"
     frame = await d.queries_by_mean_time(limit=1, min_calls=t.slow_query_min_calls)
-    if "note" in frame.attrs:
+    if not len(frame) and "note" in frame.attrs and not (await d.statements_status()).available:
         return Finding("slow queries", "skipped", "pg_stat_statements is not available", threshold,
                        "enable pg_stat_statements (see its finding)", "queries")
     if not len(frame):
@@ -417,10 +419,14 @@ async def _invalid_indexes(d: Diagnostics, t: Thresholds) -> Finding:
 
 async def _duplicate_indexes(d: Diagnostics, t: Thresholds) -> Finding:
     frame = await d.duplicate_indexes()
-    names = ", ".join(f"{r.index_name} (covered by {r.covered_by})" for r in frame.itertuples())
+    declared = frame["declared"].fillna(False).astype(bool)
+    names = ", ".join(f"{r.index_name} (covered by {r.covered_by})" for r in frame[~declared].itertuples())
+    kept = ", ".join(f"{r.index_name} (covered by {r.covered_by})" for r in frame[declared].itertuples())
+    seen = (names or "none") + (f"; kept, declared by the migrations: {kept}" if kept else "")
     return Finding(
-        "duplicate indexes", "warn" if len(frame) else "ok", names or "none", "warn >= 1",
-        "drop the covered index (DROP INDEX CONCURRENTLY) after checking no query needs it", "indexes",
+        "duplicate indexes", "warn" if names else "ok", seen, "warn >= 1 not declared by the migrations",
+        "drop the covered index (DROP INDEX CONCURRENTLY) after checking no query needs it; never one "
+        "the migrations declare", "indexes",
     )
 
 
@@ -431,12 +437,32 @@ async def _unused_indexes(d: Diagnostics, t: Thresholds) -> Finding:
                        "scan counts on a standby cover only its own reads; check the primary", threshold,
                        "", "indexes")
     frame = await d.unused_indexes()
-    big = frame[frame["size_bytes"] >= t.unused_index_min_bytes]
+    big = frame[(frame["size_bytes"] >= t.unused_index_min_bytes) & ~frame["declared"].fillna(False)]
     names = ", ".join(f"{r.index_name} ({r.size})" for r in big.itertuples())
     return Finding(
-        "unused indexes", "warn" if len(big) else "ok", names or "none", threshold,
-        "an index never scanned since the statistics were reset only slows writes: after checking the "
-        "standbys too, drop it with DROP INDEX CONCURRENTLY", "indexes",
+        "unused indexes", "warn" if len(big) else "ok", names or "none", threshold + " not declared by "
+        "the migrations", "an index never scanned since the statistics were reset only slows writes: after "
+        "checking the standbys too, drop it with DROP INDEX CONCURRENTLY (never one the migrations declare: "
+        "see the declared indexes finding)", "indexes",
+    )
+
+
+async def _declared_indexes(d: Diagnostics, t: Thresholds) -> Finding:
+    threshold = "never advised away: the migrations create them and the storage's queries use them"
+    if d.is_standby:
+        return Finding("declared indexes", "skipped",
+                       "scan counts on a standby cover only its own reads; check the primary", threshold,
+                       "", "indexes")
+    frame = await d.unused_indexes()
+    ours = frame[(frame["size_bytes"] >= t.unused_index_min_bytes) & frame["declared"].fillna(False)]
+    if not len(ours):
+        return Finding("declared indexes", "ok", f"every index of ours of {_bytes(t.unused_index_min_bytes)} "
+                       "or more was scanned", threshold, "", "indexes")
+    kept = "; ".join(f"{r.index_name} ({r.size}) {r.purpose}" for r in ours.itertuples())
+    return Finding(
+        "declared indexes", "ok", f"{len(ours)} not scanned yet, kept: {kept}", threshold,
+        "keep them: they serve queries not run yet here; dropping one makes the schema drift check flag it",
+        "indexes",
     )
 
 
@@ -565,6 +591,7 @@ def _checks(jsonb_sample_percent: float | None) -> list[tuple[str, str, Check]]:
         ("invalid indexes", "indexes", _invalid_indexes),
         ("duplicate indexes", "indexes", _duplicate_indexes),
         ("unused indexes", "indexes", _unused_indexes),
+        ("declared indexes", "indexes", _declared_indexes),
         ("replication lag", "replication", _replication_lag),
         ("replication slots", "replication", _slots),
         ("migrations", "schema", _migrations),
