@@ -194,7 +194,8 @@ def secrets_of(value: str | None) -> list[str]:
     """Every form in which ``value`` (a URL or keyword string, well-formed or not) holds a password.
 
     The raw and the decoded password, as a lenient reader and as asyncpg would cut it, and the
-    ``password`` parameters; longest first. For masking text that may quote them.
+    ``password`` parameters; longest first, three characters or more. For masking text that may
+    quote them.
     """
     if not value:
         return []
@@ -202,10 +203,10 @@ def secrets_of(value: str | None) -> list[str]:
     scheme = _SCHEME.match(value)
     if scheme or not _KEYWORD_FORM.match(value):
         rest = value[scheme.end():] if scheme else value  # "user:password@host" without a scheme too
-        userinfo = rest.rpartition("@")[0] if "@" in rest else ""
-        found.add(userinfo.partition(":")[2])  # a lenient reading: the password runs to the last "@"
         end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
         authority = rest[:end]
+        if authority.count("@") != 1 and "@" in rest:  # malformed: the password runs to the last "@"
+            found.add(rest.rpartition("@")[0].partition(":")[2])
         if "@" in authority:  # as asyncpg and libpq read it
             found.add(authority.partition("@")[0].partition(":")[2])
             found.add(authority.rpartition("@")[0].partition(":")[2])
@@ -213,21 +214,35 @@ def secrets_of(value: str | None) -> list[str]:
             if key.lower() == "password":
                 found.add(param)
         found.update(m.group(1) for m in re.finditer(r"[?&;]password=([^&#\s]*)", value, re.I))
+    for match in re.finditer(r"\bpassword\s*=\s*(.*?)(?=\s+[A-Za-z_]+\s*=|$)", value, re.I | re.S):
+        found.add(match.group(1))  # a lenient reading: an unquoted value with spaces runs to the next key
     for match in _CONNINFO_PASSWORD.finditer(value):
         raw = match.group(0)[len(match["key"]):]
         found.add(raw)
         if raw[:1] in ("'", '"'):
             found.add(re.sub(r"\\(.)", r"\1", raw[1:-1] if raw[-1:] == raw[:1] else raw[1:]))
     found.update([unquote(s) for s in found])
-    return sorted((s for s in found if s and s != "***"), key=len, reverse=True)
+    # (fragments of one or two characters hide nothing and would mangle the text they occur in)
+    return sorted((s for s in found if len(s) > 2 and s != "***"), key=len, reverse=True)
 
 
 def mask_secrets(text: str, *urls: str | None) -> str:
     """Mask every URL password found in ``text``, and the literal passwords of ``urls``."""
-    masked = text
-    for secret in sorted({s for url in urls for s in secrets_of(url)}, key=len, reverse=True):
-        masked = masked.replace(secret, "***")
-    return mask_url(masked)
+    spans: list[list[int]] = []
+    for secret in {s for url in urls for s in secrets_of(url)}:
+        start = text.find(secret)
+        while start >= 0:
+            spans.append([start, start + len(secret)])
+            start = text.find(secret, start + 1)
+    merged: list[list[int]] = []
+    for span in sorted(spans):  # overlapping candidates are masked as one
+        if merged and span[0] <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], span[1])
+        else:
+            merged.append(span)
+    for start, end in reversed(merged):
+        text = text[:start] + "***" + text[end:]
+    return mask_url(text)
 
 
 def password_of(url: str) -> str | None:

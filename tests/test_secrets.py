@@ -355,31 +355,48 @@ def _env(**extra: str) -> dict[str, str]:
         ("Sx9k@Q@host", "unencoded '@'"),
     ],
 )
-def test_console_script_and_alembic_say_what_is_wrong(password: str, needle: str, pg_url: str,
-                                                      tmp_path: Path) -> None:
+def test_every_command_says_what_is_wrong(password: str, needle: str, pg_url: str) -> None:
     host, port, database = _server(pg_url)
     url = f"postgresql://user:{password}@{host}:{port}/{database}"
+    for args in (("migrate", "upgrade", "--database-url", url), ("diagnose", "--database-url", url),
+                 ("export", "tasks", "--to", "t.csv", "--database-url", url),
+                 ("seed", "--tasks", "5", "--database-url", url)):
+        with environment():
+            status, out, err = run_cli(*args)
+        assert status != 0 and out == "" and len(err.splitlines()) == 1, err
+        assert needle in err and "percent-encode" in err
+        scan(err, password, f"bindu-storage {args[0]}")
+    with environment(STORAGE_BACKEND="postgres", DATABASE_URL=url):
+        status, out, err = run_cli("demo")
+    assert status != 0 and needle in err and "DATABASE_URL" in err, err
+    scan(out + err, password, "bindu-storage demo")
+
+
+def test_console_script_and_alembic_say_what_is_wrong(pg_url: str, tmp_path: Path) -> None:
+    """The real entry points (console script, ``python -m``, ``alembic``) in subprocesses."""
+    host, port, database = _server(pg_url)
+    url = f"postgresql://user:{BASE64ISH}@{host}:{port}/{database}"
     exe = shutil.which("bindu-storage")
     assert exe
-    for args in (("migrate", "upgrade", "--database-url", url), ("diagnose", "--database-url", url),
-                 ("export", "tasks", "--to", "t.csv", "--database-url", url)):
-        proc = subprocess.run([exe, *args], cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                              timeout=60, check=False)
+    for args in (("migrate", "upgrade", "--database-url", url), ("export", "tasks", "--to", "t.csv")):
+        proc = subprocess.run([exe, *args], cwd=tmp_path, env=_env(DATABASE_URL=url), capture_output=True,
+                              text=True, timeout=60, check=False)
         assert proc.returncode != 0
         assert proc.stdout == "" and len(proc.stderr.splitlines()) == 1, proc.stderr
-        assert needle in proc.stderr and "percent-encode" in proc.stderr
-        scan(proc.stderr, password, f"bindu-storage {args[0]}")
+        assert "unencoded '/'" in proc.stderr and "%2F" in proc.stderr
+        scan(proc.stderr, BASE64ISH, f"bindu-storage {args[0]}")
     proc = subprocess.run([sys.executable, "-m", "bindu_storage", "demo"], cwd=tmp_path, check=False,
                           env=_env(STORAGE_BACKEND="postgres", DATABASE_URL=url), capture_output=True,
                           text=True, timeout=60)
-    assert proc.returncode != 0 and needle in proc.stderr, proc.stderr
-    scan(proc.stdout + proc.stderr, password, "bindu-storage demo")
+    assert proc.returncode != 0 and "unencoded '/'" in proc.stderr, proc.stderr
+    scan(proc.stdout + proc.stderr, BASE64ISH, "python -m bindu_storage demo")
     root = Path(__file__).resolve().parents[1]
     alembic = subprocess.run([sys.executable, "-m", "alembic", "current"], cwd=root, check=False,
                              env=_env(DATABASE_URL=url), capture_output=True, text=True, timeout=60)
-    assert alembic.returncode != 0 and needle in alembic.stdout + alembic.stderr, alembic.stdout
-    assert "invalid literal" not in alembic.stdout + alembic.stderr
-    scan(alembic.stdout + alembic.stderr, password, "alembic")
+    shown = alembic.stdout + alembic.stderr
+    assert alembic.returncode != 0 and "unencoded '/'" in shown, shown
+    assert "invalid literal" not in shown
+    scan(shown, BASE64ISH, "alembic")
 
 
 @pytest.mark.parametrize(
