@@ -35,7 +35,6 @@ from bindu_storage.errors import (
 )
 from bindu_storage.settings import StorageSettings, app_settings
 from bindu_storage.sqlnames import schema_for_did, validate_schema_name
-from bindu_storage.storage import migrate
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
 from bindu_storage.storage.rows import task_from_row
@@ -209,6 +208,10 @@ class PostgresStorage(Storage):
             if self._pool is not None:
                 return
             if self.run_migrations:
+                # imported here, not at the top: alembic and SQLAlchemy take ~0.5 s to import
+                # and only migrations need them (``import bindu_storage`` stays fast)
+                from bindu_storage.storage import migrate
+
                 await self._retry(lambda: migrate.upgrade(self._dsn, self.schema), "migrate")
             self._pool = await self._retry(self._create_pool, "connect")
 
