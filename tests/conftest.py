@@ -10,6 +10,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -115,10 +116,17 @@ async def pg_storage(pg_url: str) -> AsyncIterator[PostgresStorage]:
         await storage.close()
 
 
-@pytest.fixture(params=["memory", "postgres", "pgbouncer"])
-async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[Storage]:
-    """Each backend in turn, empty: the contract tests run once per backend."""
-    # pg_url is a parameter (not getfixturevalue): its asyncio.run() cannot run inside this loop
+BACKENDS = ["memory", "postgres"]
+"""The backends every suite that takes ``storage`` runs on."""
+
+POOLED_BACKENDS = [*BACKENDS, "pgbouncer"]
+"""Plus PostgreSQL through PgBouncer in transaction mode: the contract and concurrency suites
+override ``storage`` with these (``open_backend``), the others keep the two backends."""
+
+
+@asynccontextmanager
+async def open_backend(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[Storage]:
+    """An empty storage of the backend ``request.param`` names."""
     if request.param == "memory":
         yield InMemoryStorage()
         return
@@ -133,3 +141,10 @@ async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[
     finally:
         await pg.close()
 
+
+@pytest.fixture(params=BACKENDS)
+async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[Storage]:
+    """Each backend in turn, empty: the contract tests run once per backend."""
+    # pg_url is a parameter (not getfixturevalue): its asyncio.run() cannot run inside this loop
+    async with open_backend(request, pg_url) as opened:
+        yield opened

@@ -9,11 +9,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
-from conftest import postgres_storage, truncate
+import pytest
+from conftest import POOLED_BACKENDS, open_backend, postgres_storage, truncate
 
 from bindu_storage import OwnershipError, Storage
+
+
+@pytest.fixture(params=POOLED_BACKENDS)
+async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[Storage]:
+    """Each backend in turn, PostgreSQL also through PgBouncer in transaction mode."""
+    async with open_backend(request, pg_url) as opened:
+        yield opened
 
 
 def message(task_id: uuid.UUID, context_id: uuid.UUID, text: str, role: str = "user") -> dict[str, Any]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import math
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
-from conftest import postgres_storage
+from conftest import POOLED_BACKENDS, open_backend, postgres_storage
 
 from bindu_storage import (
     InMemoryStorage,
@@ -33,6 +34,13 @@ from bindu_storage.storage.validate import MAX_DEPTH
 from bindu_storage.types import TASK_STATES, TERMINAL_STATES
 
 NON_TERMINAL_STATES = sorted(TASK_STATES - TERMINAL_STATES)
+
+
+@pytest.fixture(params=POOLED_BACKENDS)
+async def storage(request: pytest.FixtureRequest, pg_url: str) -> AsyncIterator[Storage]:
+    """Each backend in turn, PostgreSQL also through PgBouncer in transaction mode."""
+    async with open_backend(request, pg_url) as opened:
+        yield opened
 
 
 # --- helpers ---------------------------------------------------------------------------------
