@@ -313,7 +313,7 @@ def round_trip(world: dict[str, Any]) -> dict[str, Any]:
                              "new_tasks": new_tasks, "new_contexts": new_contexts, "mine": mine,
                              "revision": revision, "frames": await F.tasks_frame(url, schema=name),
                              "events": await F.events_frame(url, schema=name),
-                             "drift": await _drift(url, name)}
+                             "drift": await _drift(url, name), "triggers": await _triggers(url, name)}
 
     asyncio.run(adopt_and_write())
 
@@ -333,9 +333,17 @@ def round_trip(world: dict[str, Any]) -> dict[str, Any]:
     )
     assert cli.returncode == 0, cli.stderr
     markers = {t: asyncio.run(_version_table(url, state[t]["schema"])) for t in targets}
+    triggers = {t: asyncio.run(_triggers(url, state[t]["schema"])) for t in targets}
     handed_back = upstream.result(UPSTREAM, url, "write-after", spec())
     return {"url": url, "written": written, "state": state, "adopted": adopted, "public": public,
-            "cli": cli.stdout, "markers": markers, "handed_back": handed_back}
+            "cli": cli.stdout, "markers": markers, "triggers": triggers, "handed_back": handed_back}
+
+
+async def _triggers(url: str, schema_name: str) -> list[str]:
+    rows = await fetch(url, "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+                            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                            " WHERE n.nspname = $1 AND NOT t.tgisinternal ORDER BY tgname", schema_name)
+    return [r["tgname"] for r in rows]
 
 
 async def _version_table(url: str, schema_name: str) -> list[str] | None:
@@ -424,12 +432,15 @@ def test_hand_back_leaves_what_upstream_reads_and_writes(round_trip: dict[str, A
     assert again["feedback"][task] == [{"rating": 4}] and again["owners"][task] == BOB
     assert back["after_write"]["count"] == adopted["count"] + 1
     schema_name = round_trip["state"][target]["schema"]
-    if target == "public":
+    assert round_trip["state"][target]["triggers"] == []  # adoption dropped upstream's updated_at triggers
+    if target == "public":  # ... and the hand-back made them again where upstream's alembic had them
+        assert round_trip["triggers"]["public"] == sorted(adopt.UPSTREAM_TRIGGERS.values())
         assert round_trip["markers"]["public"] == [adopt.UPSTREAM_HEAD]
         expected = migrate.HandBack("public", migrate.head_revision(), adopt.UPSTREAM_HEAD, True)
         assert round_trip["public"] == expected
     else:
         assert round_trip["markers"][target] is None  # upstream's did_ schemas have no version table
+        assert round_trip["triggers"][target] == []
         assert f"(schema {schema_name}): handed back to upstream Bindu" in round_trip["cli"]
     live = asyncio.run(snapshot(round_trip["url"], schema_name))
     assert "task_events" not in live.tables
