@@ -1,8 +1,12 @@
 """Alembic environment for bindu-storage: asyncpg through SQLAlchemy, one schema per run.
 
-The database is ``DATABASE_URL`` (never alembic.ini). The target schema comes from
-``config.attributes["schema"]`` (programmatic use, see ``bindu_storage.storage.migrate``),
-``-x schema=NAME`` or ``STORAGE__POSTGRES_SCHEMA`` (default ``public``).
+On the command line the database and schema come from the settings the CLI and the library
+read (``bindu_storage.settings``: the environment, then a ``.env`` file in the working
+directory), never from alembic.ini: ``DATABASE_URL`` (the embedded server's when
+``STORAGE_BACKEND=embedded``; alembic is a database tool, so a ``DATABASE_URL`` is used whatever
+the backend, as upstream's alembic does), and ``-x schema=NAME``, else ``STORAGE__POSTGRES_SCHEMA``
+(or the schema of ``POSTGRES_DID``/``DID``), default ``public``. Programmatic use
+(``bindu_storage.storage.migrate``) passes both in ``config.attributes``.
 
 A run that changes the database opens its transaction with ``migrate.preamble``: refuse a hot
 standby, take an advisory lock keyed by the schema (several processes migrating at once apply
@@ -23,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from alembic import context, util
 from bindu_storage.errors import StorageError
+from bindu_storage.settings import StorageSettings, load_settings
 from bindu_storage.storage import adopt, migrate
 
 config = context.config
@@ -31,6 +36,36 @@ config = context.config
 def _schema() -> str:
     chosen = config.attributes.get("schema") or context.get_x_argument(as_dictionary=True).get("schema")
     return migrate.resolve_schema(chosen)
+
+
+def _settings() -> StorageSettings:
+    """The storage settings, as the CLI reads them (environment and ``.env``); one clean line on error."""
+    from pydantic import ValidationError
+
+    from bindu_storage.cli.app import known_urls, one_line
+
+    try:
+        return load_settings().storage
+    except ValidationError as exc:
+        raise util.CommandError(one_line(exc, known_urls())) from None
+
+
+def _command_line_target() -> tuple[str, str | None]:
+    """The schema and the database URL (None for ``--sql``) of an ``alembic`` command."""
+    cfg = _settings()
+    chosen = context.get_x_argument(as_dictionary=True).get("schema")
+    schema = migrate.resolve_schema(chosen or cfg.postgres_schema)
+    if context.is_offline_mode():
+        return schema, None
+    if cfg.backend == "embedded":
+        from bindu_storage.embedded import embedded_database_url
+
+        return schema, embedded_database_url(cfg.embedded_data_dir)
+    if not cfg.postgres_url:
+        raise util.CommandError(
+            "DATABASE_URL is not set (in the environment or .env); alembic needs it to reach the database"
+        )
+    return schema, cfg.postgres_url
 
 
 def _run(connection: Connection, schema: str) -> None:
@@ -82,8 +117,7 @@ def _run_command_line() -> None:
     if config.config_file_name is not None:
         fileConfig(config.config_file_name, disable_existing_loggers=False)
     try:
-        schema = _schema()
-        url = None if context.is_offline_mode() else migrate.database_url()
+        schema, url = _command_line_target()
     except StorageError as exc:
         raise util.CommandError(str(exc)) from None
     if url is None:

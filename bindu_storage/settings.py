@@ -22,6 +22,11 @@ Upstream Bindu's names are honoured too: ``STORAGE_TYPE`` is an alias of ``STORA
 schema upstream derives from it (``did_…``, see ``bindu_storage.sqlnames.schema_for_did``)
 unless ``STORAGE__POSTGRES_SCHEMA`` names one; setting both to different schemas is an error.
 
+The backend rule, the same for ``create_storage()``, ``open_storage()``, every CLI command and the
+notebooks: ``STORAGE_BACKEND`` (or upstream's ``STORAGE_TYPE``) decides, and when neither is set
+the backend is ``memory`` even if ``DATABASE_URL`` is set, as in upstream Bindu (a URL alone never
+moves an agent to PostgreSQL); a command's ``--database-url`` is the one explicit override.
+
 A ``.env`` file in the working directory is read too. Bad values fail when the settings load,
 and the error names the variable; the database password never appears in a repr or an error.
 """
@@ -90,7 +95,8 @@ class StorageSettings(BaseSettings):
     @field_validator("postgres_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value in (None, ""):
+        value = value.strip() if value is not None else None  # a stray space around a pasted URL
+        if not value:
             return None
         return validate_url(value, "")  # pydantic names the variable; the value is never echoed
 
@@ -118,6 +124,19 @@ class StorageSettings(BaseSettings):
         if self.backend == "postgres" and not self.postgres_url:
             raise ValueError("STORAGE_BACKEND=postgres needs DATABASE_URL to be set")
         return self
+
+    @property
+    def backend_is_explicit(self) -> bool:
+        """Whether ``STORAGE_BACKEND`` / ``STORAGE_TYPE`` chose the backend (else it is memory by default)."""
+        return "backend" in self.model_fields_set
+
+    @property
+    def unused_url_note(self) -> str | None:
+        """Why a configured ``DATABASE_URL`` is not used, when it is not (the backend rule); else None."""
+        if self.postgres_url and self.backend == "memory" and not self.backend_is_explicit:
+            return ("DATABASE_URL is set but STORAGE_BACKEND is not: as in upstream Bindu, a URL alone "
+                    "does not select PostgreSQL; set STORAGE_BACKEND=postgres to use it")
+        return None
 
     @property
     def postgres_url_masked(self) -> str | None:

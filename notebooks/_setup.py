@@ -2,11 +2,14 @@
 
 Every notebook starts with ``from _setup import ...``. The rules, in one place:
 
-* ``01`` and ``04`` default to the in-memory backend; ``STORAGE_BACKEND=postgres`` with
+* The backend rule of the whole package (``bindu_storage.settings``): ``STORAGE_BACKEND`` (or
+  ``STORAGE_TYPE``) decides; unset, it is memory, also when ``DATABASE_URL`` is set.
+* ``01`` and ``04`` follow it: memory by default; ``STORAGE_BACKEND=postgres`` with
   ``DATABASE_URL`` (or ``STORAGE_BACKEND=embedded``) moves them to PostgreSQL, into a schema of
   their own so that they never touch an application's tables.
-* ``02`` and ``03`` need PostgreSQL: ``DATABASE_URL`` when it is set, else the embedded server
-  (``STORAGE_BACKEND=embedded``: a local PostgreSQL kept in a per-user data directory).
+* ``02`` and ``03`` need PostgreSQL: the configured one (``STORAGE_BACKEND=postgres`` or
+  ``embedded``), else the embedded server (a local PostgreSQL kept in a per-user data directory),
+  where 03 works in a schema of its own, ``notebook_demo``.
 * Nothing here prints a URL. A storage is described by its kind, server version, database and
   schema — never by host, socket directory or password — so committed outputs stay clean.
 """
@@ -14,7 +17,6 @@ Every notebook starts with ``from _setup import ...``. The rules, in one place:
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from typing import Any
 
@@ -22,11 +24,18 @@ import asyncpg
 import matplotlib as mpl
 
 import bindu_storage.analysis.notebook as bn
+from bindu_storage.settings import StorageSettings, load_settings
 from bindu_storage.storage.postgres import PostgresStorage
 
 __all__ = [
-    "backend_for", "connect", "describe", "fetch", "open_notebook_storage", "postgres_backend", "style",
+    "backend_for", "configured", "connect", "database_url", "describe", "fetch", "open_notebook_storage",
+    "postgres_backend", "style",
 ]
+
+
+def configured() -> StorageSettings:
+    """The storage settings, read as the library reads them (environment and ``.env``)."""
+    return load_settings().storage
 
 
 def style() -> None:
@@ -40,16 +49,27 @@ def style() -> None:
 
 
 def postgres_backend() -> str:
-    """``postgres`` when ``DATABASE_URL`` is set, else ``embedded`` (for notebooks needing SQL)."""
-    return "postgres" if os.environ.get("DATABASE_URL") else "embedded"
+    """The configured PostgreSQL backend (``postgres``, ``embedded``), else ``embedded``."""
+    backend = configured().backend
+    return backend if backend in ("postgres", "embedded") else "embedded"
 
 
 def backend_for(default: str) -> str:
-    """The backend a notebook whose own default is ``default`` runs on, given the environment."""
-    explicit = os.environ.get("STORAGE_BACKEND", "").strip().lower()
-    if explicit:
-        return explicit
-    return "postgres" if os.environ.get("DATABASE_URL") else default
+    """The backend a notebook whose own default is ``default`` runs on, given the settings."""
+    cfg = configured()
+    return cfg.backend if cfg.backend_is_explicit else default
+
+
+def database_url(backend: str) -> str:
+    """The URL of ``backend``'s database (``postgres``: DATABASE_URL; ``embedded``: its server)."""
+    if backend == "embedded":
+        from bindu_storage.embedded import embedded_database_url
+
+        return embedded_database_url(configured().embedded_data_dir)
+    url = configured().postgres_url
+    if url is None:
+        raise ValueError("STORAGE_BACKEND=postgres needs DATABASE_URL")
+    return url
 
 
 def open_notebook_storage(backend: str, schema: str | None = None, **options: Any) -> bn.SyncStorage:
@@ -95,7 +115,9 @@ def _dsn(st: bn.SyncStorage) -> str:
 def describe(st: bn.SyncStorage, backend: str) -> str:
     """One line naming the storage: kind, server version, database and schema; no URL."""
     if not isinstance(st.storage, PostgresStorage):
-        return "the in-memory backend (this kernel's memory; gone when the kernel stops)"
+        note = configured().unused_url_note
+        return "the in-memory backend (this kernel's memory; gone when the kernel stops)" + (
+            f"; {note}" if note else "")
     row = fetch(st, "SELECT current_setting('server_version') AS version, current_database() AS db")[0]
     kind = "the embedded PostgreSQL" if backend == "embedded" else "PostgreSQL from DATABASE_URL"
     version = row["version"].split()[0]

@@ -6,7 +6,7 @@ analysis functions as plain calls, for pandas-style work and for scripts::
 
     import bindu_storage.analysis.notebook as bn
 
-    st = bn.open_storage()                 # STORAGE_BACKEND / DATABASE_URL, as create_storage
+    st = bn.open_storage()                 # the backend rule of create_storage (STORAGE_BACKEND)
     st.count_tasks()
     df = st.tasks_frame(states=["failed"])
     st.find_tasks(metadata={"model": "gpt-4o"})
@@ -418,7 +418,8 @@ def open_storage(
 
     ``backend`` (``memory``, ``postgres``, ``embedded``), ``settings`` and ``overrides``
     (``database_url=``, ``schema=``, ``pool_max=``...) mean what they mean there; by default
-    the environment (``STORAGE_BACKEND``, ``DATABASE_URL``...) decides.
+    the environment decides by the one backend rule (``bindu_storage.settings``):
+    ``STORAGE_BACKEND`` / ``STORAGE_TYPE``, and memory when unset, even with ``DATABASE_URL``.
     """
     return SyncStorage(_LOOP.run(create_storage(backend, settings=settings, **overrides)), _connected=True)
 

@@ -24,7 +24,9 @@ Storage for A2A agent tasks, contexts and feedback (in memory or PostgreSQL), wi
 toolkit for notebooks. With no command, runs the demo.
 
 backend: STORAGE_BACKEND=memory (default) | postgres (with DATABASE_URL) | embedded
-(a local PostgreSQL in your data folder, from the [embedded] extra)."""
+(a local PostgreSQL in your data folder, from the [embedded] extra). Unset, it is memory even
+when DATABASE_URL is set, as in upstream Bindu; --database-url overrides it for one command.
+Every command names its target on stderr first (no password)."""
 
 
 _SQLALCHEMY_NOISE = re.compile(r"\s*(\[SQL: .*?\]|\(Background on this error at: [^)]*\))", re.S)
@@ -79,8 +81,8 @@ def _add_database_options(parser: argparse.ArgumentParser, *, url: bool = True) 
     if url:
         parser.add_argument(
             "--database-url", metavar="URL",
-            help="PostgreSQL URL (default: DATABASE_URL, or the embedded server when "
-                 "STORAGE_BACKEND=embedded)",
+            help="PostgreSQL URL for this run (default: DATABASE_URL when STORAGE_BACKEND=postgres, "
+                 "the embedded server when STORAGE_BACKEND=embedded)",
         )
     parser.add_argument(
         "--schema", metavar="NAME", help="PostgreSQL schema (default: STORAGE__POSTGRES_SCHEMA or public)"
@@ -112,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser(
         "seed", help="load synthetic data into the configured database (bulk COPY)",
         description="Generate realistic synthetic tasks, contexts, events and feedback and bulk-load them "
-                    "(COPY) into the configured PostgreSQL (STORAGE_BACKEND=postgres or embedded). "
-                    "The same --seed always gives the same data, ids included.",
+                    "(COPY) into the configured PostgreSQL (STORAGE_BACKEND=postgres or embedded, or "
+                    "--database-url). The same --seed always gives the same data, ids included; "
+                    "--replace empties the schema first.",
     )
     seed.add_argument("--tasks", type=_positive_int, default=10_000, help="how many tasks (default 10000)")
     seed.add_argument("--seed", type=_non_negative_int, default=0, help="random seed (default 0)")
@@ -121,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--start", metavar="DATE",
                       help="first day of the timeline, YYYY-MM-DD, UTC (default: --days before today)")
     _add_database_options(seed)
+    seed.add_argument("--replace", action="store_true",
+                      help="delete every task, context, feedback entry and event of the schema first "
+                           "(asks for confirmation)")
+    seed.add_argument("--yes", action="store_true", help="confirm --replace without asking")
     seed.add_argument("--no-progress", action="store_true", help="no progress bar")
     seed.set_defaults(command="seed", handler=_lazy("seed", "run_seed"))
 

@@ -13,7 +13,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bindu_storage.cli.common import settings
+from bindu_storage.cli.common import announce, resolve, settings
 from bindu_storage.cli.table import fmt_int, fmt_seconds, render
 from bindu_storage.dsn import describe_target
 from bindu_storage.storage.base import Storage
@@ -40,10 +40,12 @@ def _say(text: str = "") -> None:
 
 async def _open(args: argparse.Namespace) -> tuple[Storage, str]:
     cfg = settings()
-    if cfg.backend == "memory":
+    target = resolve(args, cfg, default_schema=DEMO_SCHEMA)
+    announce(args, target)
+    if target.backend == "memory":
         return InMemoryStorage(), "in-memory backend (STORAGE_BACKEND=memory)"
-    schema = args.schema or DEMO_SCHEMA
-    storage = await create_storage(settings=cfg, schema=schema, run_migrations=True)
+    schema = target.schema or DEMO_SCHEMA
+    storage = await create_storage(target.backend, settings=cfg, schema=schema, run_migrations=True)
     assert isinstance(storage, PostgresStorage)
     await storage.clear_all()
     target = describe_target(storage.database_url)

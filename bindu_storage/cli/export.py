@@ -3,7 +3,8 @@
 Chunks come from the analysis toolkit's ``iter_*_frame`` loaders (keyset-ordered reads in a
 read-only transaction, constant memory); each is appended to the file as it arrives. The file
 is written beside its destination and moved into place at the end, so a failed export never
-leaves half a file under the requested name.
+leaves half a file under the requested name. The file gets the permissions any file the user
+creates gets (0666 less the umask), not a temporary file's 0600.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import tempfile
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bindu_storage.cli.app import CliError
-from bindu_storage.cli.common import schema_of, settings, target_url
+from bindu_storage.cli.common import announce, resolve, settings
 from bindu_storage.cli.table import fmt_int
 
 if TYPE_CHECKING:
@@ -101,6 +102,18 @@ def _destination(text: str) -> tuple[Path, str]:
     return path, fmt
 
 
+def _temporary(path: Path) -> Path:
+    """A new empty file beside ``path``, created as a normal file is (mode 0666 less the umask)."""
+    for _ in range(100):
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        try:
+            os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return temp
+    raise CliError(f"could not create a temporary file beside {str(path)!r}")  # pragma: no cover
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
@@ -113,12 +126,12 @@ async def run_export(args: argparse.Namespace) -> int:
     """The ``export`` command."""
     path, fmt = _destination(args.to)
     cfg = settings()
-    url = target_url(args, cfg)
-    schema = schema_of(args, cfg)
-    chunks = _loader(args.kind)(url, schema=schema, chunksize=args.chunksize, progress=not args.no_progress)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    temp = Path(temp_name)
+    target = resolve(args, cfg, needs="reads")
+    announce(args, target)
+    chunks = _loader(args.kind)(
+        target.url, schema=target.schema, chunksize=args.chunksize, progress=not args.no_progress
+    )
+    temp = _temporary(path)
     sink = _ParquetSink(temp) if fmt == "parquet" else _CsvSink(temp)
     started, rows = time.perf_counter(), 0
     try:

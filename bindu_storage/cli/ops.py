@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import html
 
 from bindu_storage.cli.app import CliError, known_urls
-from bindu_storage.cli.common import schema_of, settings, target_url, where
+from bindu_storage.cli.common import Target, announce, resolve, schema_of, settings, where
 from bindu_storage.cli.table import render
 from bindu_storage.dsn import mask_secrets
 from bindu_storage.settings import StorageSettings
@@ -51,8 +52,9 @@ async def run_diagnose(args: argparse.Namespace) -> int:
     schema: str | None = None
     try:
         cfg = settings()
-        url = target_url(args, cfg)
-        schema = schema_of(args, cfg)
+        target = resolve(args, cfg, needs="reads")
+        announce(args, target)
+        url, schema = target.url, target.schema
         report = await health_report(url, schema=schema)
     except Exception as exc:
         if args.format in ("json", "html"):
@@ -100,17 +102,27 @@ async def run_migrate(args: argparse.Namespace) -> int:
     head = migrate.head_revision()
     if getattr(args, "did", None) and args.schema:
         raise CliError("give either --schema or --did, not both")
+    if args.revision is not None and args.action in ("current", "to-upstream", "history"):
+        raise CliError("--revision applies to upgrade and downgrade only")
+    # history needs no database: on memory it lists the revisions, with no "current" mark
+    chosen = resolve(args, cfg, needs=None if args.action == "history" else "migrates")
+    chosen = dataclasses.replace(chosen, schema=_schema(args, cfg)) if chosen.url else chosen
+    announce(args, chosen)
     if args.action == "history":
         current = None
-        if args.database_url or cfg.postgres_url or cfg.backend == "embedded":
-            current = await migrate.current_revision(target_url(args, cfg), _schema(args, cfg))
+        if chosen.url is not None:
+            current = await migrate.current_revision(chosen.url, chosen.schema)
         print(render(["revision", "change", "mark"], _history_rows(current, head), right=()))
         return 0
-    url = target_url(args, cfg)
-    schema = _schema(args, cfg)
+    return await _migrate_database(args, chosen, head)
+
+
+async def _migrate_database(args: argparse.Namespace, chosen: Target, head: str) -> int:
+    from bindu_storage.storage import migrate
+
+    assert chosen.url is not None and chosen.schema is not None
+    url, schema = chosen.url, chosen.schema
     target = where(url, schema)
-    if args.revision is not None and args.action in ("current", "to-upstream"):
-        raise CliError("--revision applies to upgrade and downgrade only")
     if args.action == "to-upstream":
         done = await migrate.to_upstream(url, schema)
         marker = f"alembic_version {done.marker}" if done.marker else "no alembic_version"

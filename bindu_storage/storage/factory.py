@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bindu_storage.errors import InvalidValueError
@@ -20,6 +21,10 @@ async def create_storage(
 ) -> Storage:
     """Create and connect the storage chosen by ``STORAGE_BACKEND`` (or ``backend``).
 
+    The backend rule (``bindu_storage.settings``): ``STORAGE_BACKEND`` / ``STORAGE_TYPE`` decides,
+    and unset it is memory even when ``DATABASE_URL`` is set, as upstream decides; that case logs
+    a warning on the ``bindu_storage`` logger, so a database URL is never ignored quietly.
+
     ``did`` is the agent's DID, as upstream's ``create_storage(did=...)`` takes it: on
     PostgreSQL it selects the agent's ``did_…`` schema (the one upstream would use); the memory
     backend ignores it. ``overrides`` are passed to the backend's constructor (for example
@@ -27,6 +32,8 @@ async def create_storage(
     """
     cfg = settings or app_settings.storage
     chosen = (backend or cfg.backend).lower()
+    if backend is None and (note := cfg.unused_url_note):
+        logging.getLogger("bindu_storage").warning("create_storage: %s", note)
     storage: Storage
     if chosen == "memory":
         if overrides:
