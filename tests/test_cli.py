@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,14 +36,18 @@ def run(
     """``python -m bindu_storage ARGS`` in ``cwd``."""
     return subprocess.run(
         [sys.executable, "-m", "bindu_storage", *args], cwd=cwd, env=env or _env(),
-        capture_output=True, text=True, timeout=timeout, check=False,
+        capture_output=True, text=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL,
     )
+
+
+TARGET_LINE = re.compile(r"^bindu-storage [a-z]+: (memory|postgres|embedded)\b")
+"""The line each command starts with on stderr, naming its target (issue 9, item 2)."""
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], command: str, needle: str) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and not TARGET_LINE.match(line)]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith(f"bindu-storage {command}: error: "), lines[0]
     assert needle in lines[0], lines[0]
@@ -87,7 +92,7 @@ def test_demo_is_the_default_and_shows_the_main_job(tmp_path: Path) -> None:
     proc = run(cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert proc.stderr == "", "no warnings, no tracebacks"
+    assert proc.stderr == "bindu-storage demo: memory\n", "the target, no warnings, no tracebacks"
     assert out.startswith("bindu-storage demo: in-memory backend")
     assert "Seeded 2,000 synthetic tasks" in out
     assert "recorded: submitted → working → input-required → submitted → working → completed" in out
@@ -124,6 +129,7 @@ def test_seed_export_migrate(fresh_database: str, tmp_path: Path) -> None:
 
     again = run("seed", "--tasks", "400", "--seed", "3", "--no-progress", cwd=tmp_path, env=env)
     assert_one_line_error(again, "seed", "the data of seed 3 is already in schema 'public'")
+    assert "`bindu-storage seed --replace` empties the schema first" in again.stderr
     assert_no_secret(again, fresh_database)
 
     for kind, name in (("tasks", "tasks.parquet"), ("events", "events.csv"), ("messages", "m.parquet"),
@@ -186,7 +192,8 @@ def test_diagnose_exit_status_follows_the_report(pg_url: str, tmp_path: Path) ->
     assert "migrations" in text.stdout
     assert_no_secret(text, pg_url)
 
-    as_json = run("diagnose", "--format", "json", cwd=tmp_path, env=_env(DATABASE_URL=pg_url))
+    as_json = run("diagnose", "--format", "json", cwd=tmp_path,
+                  env=_env(STORAGE_BACKEND="postgres", DATABASE_URL=pg_url))
     report = json.loads(as_json.stdout)
     assert report["exit_code"] == as_json.returncode
     assert {f["check"] for f in report["findings"]} >= {"connection usage", "schema drift"}
