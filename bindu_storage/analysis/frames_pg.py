@@ -179,8 +179,8 @@ def progress_bar(total: int | None, desc: str) -> Any:
     """A tqdm bar (``tqdm.auto``: a widget in notebooks, text in terminals)."""
     try:
         from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is in the fast and notebooks extras
-        raise InvalidValueError("progress=True needs tqdm: pip install 'bindu-storage[fast]'") from None
+    except ImportError:  # pragma: no cover - tqdm is a core dependency; only a broken install lacks it
+        raise InvalidValueError("progress=True needs tqdm (a core dependency): pip install tqdm") from None
     return tqdm(total=total, desc=desc, unit="rows")
 
 
