@@ -64,16 +64,19 @@ class Upstream:
         self.python = python
         self.pythonpath = pythonpath
 
-    def run(self, script: str, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 300, input_text: str | None = None) -> subprocess.CompletedProcess[str]:
-        """Run ``script`` with ``args`` (and ``input_text`` on stdin); fail the test if it fails."""
+    def run(self, script: str, *args: str, env: dict[str, str] | None = None, timeout: float = 300,
+            input_text: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        """Run ``script`` with ``args`` (and ``input_text`` on stdin) in ``cwd`` (default: a
+        fresh temporary folder, since upstream writes key files where it runs); fail the test
+        if it fails."""
         base = {k: v for k, v in os.environ.items()
                 if not k.startswith(("STORAGE", "DATABASE_URL", "POSTGRES_", "DID"))}
-        done = subprocess.run(
-            [str(self.python), "-c", script, *args], capture_output=True, text=True, timeout=timeout,
-            input=input_text,
-            env={**base, "PYTHONPATH": str(self.pythonpath), **(env or {})},
-        )
+        with tempfile.TemporaryDirectory(prefix="bindu-upstream-run-") as scratch:
+            done = subprocess.run(
+                [str(self.python), "-c", script, *args], capture_output=True, text=True,
+                timeout=timeout, input=input_text, cwd=cwd or scratch,
+                env={**base, "PYTHONPATH": str(self.pythonpath), **(env or {})},
+            )
         assert done.returncode == 0, (
             f"upstream script failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
         )
