@@ -28,6 +28,7 @@ import pytest
 from bindu_storage import PostgresStorage
 from bindu_storage.analysis import frames as F
 from bindu_storage.analysis.diagnostics import Diagnostics, health_report
+from bindu_storage.analysis.filters import find_tasks
 from bindu_storage.errors import MigrationError
 from bindu_storage.sqlnames import schema_for_did
 from bindu_storage.storage import adopt, migrate, schema
@@ -307,11 +308,13 @@ def round_trip(world: dict[str, Any]) -> dict[str, Any]:
                 new_tasks, new_contexts = await _ours_write(storage, target, contexts[0])
                 mine = {t: await storage.load_task(uuid.UUID(t)) for t in new_tasks}
                 revision = await migrate.current_revision(url, name)
+                found = [str(t["id"]) for t in await find_tasks(storage, metadata={"agent": "upstream"})]
             finally:
                 await storage.close()
             state[target] = {"schema": name, "before": before, "after": after, "ours": ours,
                              "new_tasks": new_tasks, "new_contexts": new_contexts, "mine": mine,
-                             "revision": revision, "frames": await F.tasks_frame(url, schema=name),
+                             "revision": revision, "found": found,
+                             "frames": await F.tasks_frame(url, schema=name),
                              "events": await F.events_frame(url, schema=name),
                              "drift": await _drift(url, name), "triggers": await _triggers(url, name)}
 
@@ -463,6 +466,7 @@ def test_adopted_schemas_have_no_drift_and_read_as_ours(round_trip: dict[str, An
                                        "completed", "failed"]
     assert frame["owner_did"].tolist()[:3] == [ALICE, ALICE, BOB] and frame["owner_did"].isna().iloc[3]
     assert frame["feedback_count"].tolist() == [2, 1, 0, 0, 1, 0]
+    assert state["found"] == [written["tasks"][1], written["tasks"][0]]  # JSONB filters, newest first
     # upstream's tasks: one event each for the state they were adopted in; ours: every transition
     assert len(events) == 4 + 4
     first = events.drop_duplicates("task_id").set_index("task_id")

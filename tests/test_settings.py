@@ -339,6 +339,16 @@ async def test_factory_refuses_unknown_backend_and_memory_options(env: pytest.Mo
 LONG_DID = "did:bindu:acme_research_lab:literature-review-agent:5f1c9a2e-1b7d-4c1e-9a55-2f8d3c4b6a71"
 
 
+def test_storage_is_generic_like_upstreams() -> None:
+    """Upstream annotates ``Storage[Any]`` (its ABC is generic): the same annotation works here."""
+    from typing import Any, get_origin
+
+    from bindu_storage import Storage
+
+    assert get_origin(Storage[Any]) is Storage
+    assert isinstance(InMemoryStorage(), Storage)
+
+
 def test_storage_type_is_upstreams_name_of_the_backend(env: pytest.MonkeyPatch) -> None:
     env.setenv("STORAGE_TYPE", "postgres")
     env.setenv("DATABASE_URL", URL)
