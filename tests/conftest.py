@@ -86,6 +86,16 @@ def fresh_database(admin_url: str) -> Iterator[str]:
     asyncio.run(drop())
 
 
+async def execute(url: str, *statements: str) -> None:
+    """Run statements on a fresh connection to ``url``."""
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
 async def truncate(url: str, schema: str = "public") -> None:
     """Empty every Bindu table of ``schema`` and restart its id sequences."""
     conn = await asyncpg.connect(url)

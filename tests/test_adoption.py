@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 import pandas as pd
 import pytest
+from conftest import execute
 
 from bindu_storage import PostgresStorage
 from bindu_storage.analysis import frames as F
@@ -172,16 +173,6 @@ asyncio.run(main(*sys.argv[1:]))
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-async def execute(url: str, *statements: str) -> None:
-    """Run statements on a fresh connection."""
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 async def fetch(url: str, query: str, *args: Any) -> list[dict[str, Any]]:

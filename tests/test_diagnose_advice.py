@@ -22,6 +22,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from conftest import execute
 
 from bindu_storage.analysis.diagnostics import Diagnostics, Finding, HealthReport, Thresholds, health_report
 from bindu_storage.dsn import password_of
@@ -57,24 +58,15 @@ async def _preloaded(url: str) -> bool:
     return "pg_stat_statements" in setting
 
 
-async def _execute(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 async def plain_role(fresh_database: str) -> AsyncIterator[str]:
     """The URL of ``fresh_database`` as a login role with no grants at all (not even pg_monitor)."""
     name, password = f"plain_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
-    await _execute(fresh_database, f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+    await execute(fresh_database, f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
     try:
         yield _with_user(fresh_database, name, password)
     finally:
-        await _execute(fresh_database, f"DROP OWNED BY {name}", f"DROP ROLE {name}")
+        await execute(fresh_database, f"DROP OWNED BY {name}", f"DROP ROLE {name}")
 
 
 # --- indexes after seed ------------------------------------------------------------------------------
@@ -104,7 +96,7 @@ def test_seeded_database_keeps_the_declared_indexes(fresh_database: str, tmp_pat
 async def test_only_indexes_that_are_not_ours_are_advised_away(fresh_database: str, tmp_path: Path) -> None:
     env = _env(STORAGE_BACKEND="postgres", DATABASE_URL=fresh_database)
     assert cli("seed", "--tasks", "500", "--no-progress", cwd=tmp_path, env=env).returncode == 0
-    await _execute(
+    await execute(
         fresh_database,
         "CREATE INDEX my_tasks_kind ON tasks (kind)",  # never scanned, not ours
         "CREATE INDEX my_tasks_context_created ON tasks (context_id, created_at)",  # covers ours
@@ -154,7 +146,7 @@ async def test_preloaded_but_not_created_needs_no_restart(fresh_database: str) -
 async def test_a_role_without_permission_is_told_what_to_grant(fresh_database: str, plain_role: str) -> None:
     if not await _preloaded(fresh_database):
         pytest.skip("the test server does not preload pg_stat_statements")
-    await _execute(fresh_database, "CREATE EXTENSION pg_stat_statements")
+    await execute(fresh_database, "CREATE EXTENSION pg_stat_statements")
     async with Diagnostics(plain_role) as diag:  # readable by PUBLIC, but only its own statements
         own = await diag.statements_status()
         frame = await diag.queries_by_total_time()
@@ -167,7 +159,7 @@ async def test_a_role_without_permission_is_told_what_to_grant(fresh_database: s
     assert findings["pg_stat_statements"].status == "warn"
     assert findings["slow queries"].status != "skipped"
 
-    await _execute(fresh_database, "REVOKE SELECT ON pg_stat_statements FROM PUBLIC")
+    await execute(fresh_database, "REVOKE SELECT ON pg_stat_statements FROM PUBLIC")
     async with Diagnostics(plain_role) as diag:
         denied = await diag.statements_status()
         frame = await diag.queries_by_total_time()
@@ -190,7 +182,7 @@ def bare_server(pg_server: TemporaryPostgres | None) -> Iterator[TemporaryPostgr
 async def test_not_preloaded_says_restart_then_create(bare_server: TemporaryPostgres) -> None:
     url = bare_server.url
     plain_password = uuid.uuid4().hex
-    await _execute(url, f"CREATE ROLE plain LOGIN PASSWORD '{plain_password}'")
+    await execute(url, f"CREATE ROLE plain LOGIN PASSWORD '{plain_password}'")
     plain = _with_user(url, "plain", plain_password)
 
     async with Diagnostics(url) as diag:
@@ -206,7 +198,7 @@ async def test_not_preloaded_says_restart_then_create(bare_server: TemporaryPost
         unsure = await diag.statements_status()
     assert unsure.problem == "not created" and "shared_preload_libraries" in unsure.advice
 
-    await _execute(url, "CREATE EXTENSION pg_stat_statements")  # created, but the library is not loaded
+    await execute(url, "CREATE EXTENSION pg_stat_statements")  # created, but the library is not loaded
     for target in (url, plain):  # the plain role cannot read the setting: the probe call tells
         async with Diagnostics(target) as diag:
             created = await diag.statements_status()

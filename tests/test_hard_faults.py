@@ -15,7 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from conftest import postgres_storage
+from conftest import execute, postgres_storage
 
 from bindu_storage import PostgresStorage
 from bindu_storage.analysis import frames as F
@@ -139,15 +139,6 @@ def test_eight_agents_starting_at_once_on_an_empty_database(fresh_database: str,
     asyncio.run(check())
 
 
-async def _execute(url: str, *statements: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 def _as(url: str, role: str, password: str) -> str:
     credentials = url.split("://", 1)[1].split("@", 1)[0]
     return url.replace(credentials, f"{role}:{password}", 1)
@@ -158,7 +149,7 @@ async def test_the_storage_runs_under_a_role_that_owns_only_its_schema(fresh_dat
     suffix = uuid.uuid4().hex[:8]
     agent, password = f"agent_{suffix}", uuid.uuid4().hex
     database = fresh_database.rsplit("/", 1)[1]
-    await _execute(
+    await execute(
         fresh_database,
         f"CREATE ROLE {agent} LOGIN PASSWORD '{password}'",
         f"REVOKE ALL ON DATABASE {database} FROM PUBLIC",
@@ -185,5 +176,5 @@ async def test_the_storage_runs_under_a_role_that_owns_only_its_schema(fresh_dat
             await storage.clear_context(cid)
             assert await storage.count_tasks() == 0
     finally:
-        await _execute(fresh_database, "DROP SCHEMA did_agent CASCADE", f"DROP OWNED BY {agent}",
+        await execute(fresh_database, "DROP SCHEMA did_agent CASCADE", f"DROP OWNED BY {agent}",
                        f"DROP ROLE {agent}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from conftest import execute
 
 from bindu_storage.dsn import describe_target, password_of
 from bindu_storage.errors import InvalidValueError, MigrationError, StorageConnectionError
@@ -49,16 +50,6 @@ async def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(url)
     try:
         return await conn.fetch(query, *args)
-    finally:
-        await conn.close()
-
-
-async def execute(url: str, *statements: str) -> None:
-    """Run statements on a fresh connection."""
-    conn = await asyncpg.connect(url)
-    try:
-        for statement in statements:
-            await conn.execute(statement)
     finally:
         await conn.close()
 
