@@ -110,25 +110,34 @@ def validate_url(url: object, name: str = "the database URL") -> str:
     if "#" in tail:
         raise _bad(name, "contains an unencoded '#' (a URL fragment, which would be dropped); "
                          f"{_encode_hint('#')}")
+    # the parser's errors quote the URL's parts, password included: raised outside the handler, so
+    # that not even the suppressed __context__ holds them
     try:
         urlsplit(url)
+        readable = True
     except ValueError:
+        readable = False
+    if not readable:
         raise _bad(
             name,
             "cannot be read as a URL (it contains characters not allowed unencoded, such as a "
             f"look-alike of '/', '@' or ':'); percent-encode the user name and password ({_HOW})",
-        ) from None
+        )
     _check_hosts(hostlist, name)
     query = tail.partition("?")[2] if "?" in tail else ""
     if query:
         try:
-            params = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=True))
-        except ValueError:
+            params: dict[str, str] | None = dict(
+                parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+            )
+        except ValueError:  # it quotes the bad field, which may be a piece of the password
+            params = None
+        if params is None:
             raise _bad(
                 name,
                 "the query string (after '?') is malformed: it must be name=value pairs joined by '&', "
                 "with '&', '=', '#' and '%' inside a value percent-encoded",
-            ) from None
+            )
         if "sslmode" in params and params["sslmode"] not in SSL_MODES:
             raise _bad(name, f"sslmode must be one of {', '.join(SSL_MODES)}")
         if "port" in params and not all(_valid_port(p) for p in params["port"].split(",")):
