@@ -43,7 +43,7 @@ async def proxy(pg_url: str) -> AsyncIterator[FaultProxy]:
 
 
 async def through(proxy: FaultProxy, pg_url: str, **options: Any) -> PostgresStorage:
-    storage = postgres_storage(proxy.url(pg_url), retry_delay=0.001, max_retries=3, **options)
+    storage = postgres_storage(proxy.url(pg_url), **{"retry_delay": 0.001, "max_retries": 3, **options})
     await storage.connect()
     return storage
 
@@ -93,7 +93,9 @@ async def test_contested_claims_have_exactly_one_winner_under_lost_replies(
     proxy: FaultProxy, pg_url: str
 ) -> None:
     """Two workers race for each task while replies after commit keep getting lost."""
-    a, b = await through(proxy, pg_url, pool_max=3), await through(proxy, pg_url, pool_max=3)
+    # two drops are armed per round, so one call can meet several in a row: more retries than 3
+    a = await through(proxy, pg_url, pool_max=3, max_retries=10)
+    b = await through(proxy, pg_url, pool_max=3, max_retries=10)
     try:
         tasks = await submitted_tasks(a, 40)
         wins = {tid: 0 for tid in tasks}
