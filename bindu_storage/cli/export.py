@@ -97,7 +97,7 @@ def _destination(text: str) -> tuple[Path, str]:
             import pyarrow  # noqa: F401
         except ImportError:
             raise CliError(
-                "Parquet needs pyarrow (a dependency of bindu-storage): pip install pyarrow, or export to .csv"
+                "Parquet needs pyarrow (a dependency): pip install pyarrow, or export to .csv"
             ) from None
     return path, fmt
 
