@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
+from conftest import execute
 from pydantic import ValidationError
 
 from bindu_storage import (
@@ -320,11 +320,7 @@ async def test_factory_overrides_win_over_settings(env: pytest.MonkeyPatch, pg_u
         assert await storage.list_tasks() == []  # migrated on connect: the tables exist
     finally:
         await close_storage(storage)
-        conn = await asyncpg.connect(pg_url)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await execute(pg_url, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 async def test_factory_refuses_unknown_backend_and_memory_options(env: pytest.MonkeyPatch) -> None:
@@ -390,11 +386,7 @@ async def test_factory_takes_upstreams_did_argument(env: pytest.MonkeyPatch, pg_
         assert await storage.list_tasks() == []  # migrated on connect: the tables exist
     finally:
         await close_storage(storage)
-        conn = await asyncpg.connect(pg_url)
-        try:
-            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        finally:
-            await conn.close()
+        await execute(pg_url, f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def test_postgres_storage_refuses_bad_construction(env: pytest.MonkeyPatch) -> None:
