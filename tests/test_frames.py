@@ -26,10 +26,11 @@ from bindu_storage.analysis import frames as F
 from bindu_storage.analysis import frames_pg, frames_sql
 from bindu_storage.analysis.frames_args import TaskFilters
 from bindu_storage.analysis.frames_columns import STATE_DTYPE, STATES
-from bindu_storage.analysis.frames_source import APPLICATION_NAME, PgReader, is_resumable
+from bindu_storage.analysis.frames_source import APPLICATION_NAME, PgReader
 from bindu_storage.analysis.frames_sql import PAGE_MARK
 from bindu_storage.errors import InvalidTypeError, InvalidValueError, StorageConnectionError, StorageError
 from bindu_storage.storage import migrate
+from bindu_storage.storage.retry import is_resumable
 from bindu_storage.testing import TemporaryPostgres
 
 CTX_A, CTX_B, CTX_C = (uuid.UUID(int=0xA0 + i) for i in range(3))

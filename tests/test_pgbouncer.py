@@ -27,7 +27,7 @@ from bindu_storage.analysis.frames import tasks_frame
 from bindu_storage.errors import StorageConfigurationError, StorageConnectionError
 from bindu_storage.settings import StorageSettings
 from bindu_storage.storage import migrate
-from bindu_storage.storage.postgres import CONFIGURATION_ERRORS, TRANSIENT_ERRORS
+from bindu_storage.storage.retry import CONFIGURATION_ERRORS, TRANSIENT_ERRORS
 
 CALLS = 64
 

@@ -40,6 +40,7 @@ from bindu_storage.errors import (
 from bindu_storage.sqlnames import quote_ident, validate_schema_name
 from bindu_storage.storage.base import Storage
 from bindu_storage.storage.postgres import PostgresStorage
+from bindu_storage.storage.retry import backoff, is_resumable
 
 log = logging.getLogger("bindu_storage.analysis.frames")
 
@@ -88,34 +89,6 @@ which the CSV reader parses, and how it reads the frames' own literals (a regex)
 _SET_LOCAL = "; ".join(f"SET LOCAL {name} = '{value}'" for name, value in SESSION_SETTINGS.items())
 
 Work = Callable[[asyncpg.Connection], Awaitable[Any]]
-
-
-def is_resumable(exc: BaseException) -> bool:
-    """Whether a read may be run again: a recovery conflict or a lost connection.
-
-    A timeout is final (``TimeoutError`` is an ``OSError`` too), and so are our typed errors
-    but a failed reconnect.
-    """
-    if isinstance(exc, TimeoutError):
-        return False
-    if isinstance(exc, StorageError) and not isinstance(exc, StorageConnectionError):
-        return False
-    if isinstance(exc, asyncpg.PostgresError) and "conflict with recovery" in str(exc):
-        return True
-    if isinstance(exc, asyncpg.InterfaceError) and exc.__context__ is not None:
-        # a transaction whose connection died reports "connection is closed" on exit
-        return is_resumable(exc.__context__)
-    return isinstance(
-        exc,
-        asyncpg.exceptions.SerializationError  # 40001: what a hot standby cancels reads with
-        | asyncpg.PostgresConnectionError
-        | asyncpg.exceptions.AdminShutdownError  # 57P01, e.g. pg_terminate_backend
-        | asyncpg.exceptions.ConnectionDoesNotExistError
-        | asyncpg.exceptions.CannotConnectNowError
-        | asyncpg.exceptions.InternalClientError  # reusing a pooled connection the server closed
-        | ConnectionError
-        | OSError,
-    )
 
 
 @dataclass(frozen=True)
@@ -213,7 +186,7 @@ class PgReader:
                     mask_secrets(str(exc), self._dsn), attempt + 1, MAX_RESUMES,
                 )
                 await self._drop_connection()
-                await asyncio.sleep(0.05 * 2**attempt)
+                await asyncio.sleep(backoff(attempt, 0.05))
         raise AssertionError("unreachable")
 
     async def fetch(

@@ -43,8 +43,9 @@ from bindu_storage.errors import (
     StorageConnectionError,
     StorageError,
 )
+from bindu_storage.sqlnames import quote_ident, validate_schema_name
 from bindu_storage.storage import adopt
-from bindu_storage.storage.sql import quote_ident, validate_schema_name
+from bindu_storage.storage.retry import TRANSIENT_ERRORS
 
 __all__ = [
     "HandBack",
@@ -156,7 +157,7 @@ def failure(exc: BaseException, url: str | None, schema: str) -> StorageError:
     target = _target(url)
     if any(isinstance(e, asyncpg.ReadOnlySQLTransactionError) for e in chain):
         return MigrationError(f"refusing to migrate schema {schema!r} on {target}: {reason}")
-    if any(isinstance(e, _transient_errors()) for e in chain):
+    if any(isinstance(e, TRANSIENT_ERRORS) for e in chain):
         return StorageConnectionError(
             f"migration of schema {schema!r} could not reach {target}: {reason}"
         )
@@ -173,12 +174,6 @@ def _causes(exc: BaseException) -> list[BaseException]:
             break
         chain.append(inner)
     return chain
-
-
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    from bindu_storage.storage.postgres import TRANSIENT_ERRORS  # imported late: it imports us
-
-    return TRANSIENT_ERRORS
 
 
 def _target(url: str | None) -> str:

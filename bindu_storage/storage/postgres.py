@@ -14,7 +14,8 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -26,7 +27,6 @@ from bindu_storage.errors import (
     InvalidValueError,
     OutcomeUnknownError,
     OwnershipError,
-    StorageConfigurationError,
     StorageConnectionError,
     StorageError,
     StorageTimeoutError,
@@ -37,6 +37,13 @@ from bindu_storage.settings import StorageSettings, app_settings
 from bindu_storage.sqlnames import schema_for_did, validate_schema_name
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
+from bindu_storage.storage.read import PoolStats
+from bindu_storage.storage.retry import (
+    CONFIGURATION_ERRORS,
+    TRANSIENT_ERRORS,
+    backoff,
+    configuration_error,
+)
 from bindu_storage.storage.rows import task_from_row
 from bindu_storage.storage.sql import Statements
 from bindu_storage.types import (
@@ -55,57 +62,6 @@ from bindu_storage.types import (
 log = logging.getLogger("bindu_storage.postgres")
 T = TypeVar("T")
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError,  # SQLSTATE class 08
-    asyncpg.exceptions.TooManyConnectionsError,  # 53300
-    asyncpg.exceptions.SerializationError,  # 40001
-    asyncpg.exceptions.DeadlockDetectedError,  # 40P01
-    asyncpg.exceptions.CannotConnectNowError,  # 57P03 (starting up)
-    asyncpg.exceptions.AdminShutdownError,  # 57P01 (server restart)
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    # what asyncpg raises on reusing a pooled connection the server closed while it sat idle
-    # ("cannot switch to state 11; another operation (2) is in progress")
-    asyncpg.exceptions.InternalClientError,
-    ConnectionError,
-    OSError,
-)
-"""Errors after which an operation is retried (every write is idempotent, see the module)."""
-
-CONFIGURATION_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.ProtocolViolationError,  # 08P01, e.g. PgBouncer's "unsupported startup parameter"
-    asyncpg.exceptions.InvalidSQLStatementNameError,  # 26000: statement "__asyncpg_…" does not exist
-    asyncpg.exceptions.DuplicatePreparedStatementError,  # 42P05: statement "__asyncpg_…" already exists
-)
-"""Errors that are never retried, although 08P01 is in the transient class 08: retrying cannot
-help, the configuration must change. Raised as ``StorageConfigurationError`` (see
-``configuration_error``), checked before ``TRANSIENT_ERRORS``."""
-
-
-def configuration_error(what: str, exc: BaseException, dsn: str) -> StorageConfigurationError:
-    """The typed, password-free error for one of ``CONFIGURATION_ERRORS``, naming the setting to change."""
-    reason = mask_secrets(str(exc).split("\n")[0] or type(exc).__name__, dsn)
-    target = describe_target(dsn)
-    if "startup parameter" in reason:
-        advice = (
-            "a connection pooler (PgBouncer?) refused a connection parameter: remove it from the "
-            "DATABASE_URL query string, or list it in PgBouncer's ignore_startup_parameters"
-        )
-    elif "__asyncpg_" in reason or not isinstance(exc, asyncpg.exceptions.ProtocolViolationError):
-        advice = (
-            "prepared statements do not survive between transactions here, as behind PgBouncer in "
-            "transaction pooling mode: set STORAGE__POSTGRES_STATEMENT_CACHE_SIZE=0"
-        )
-    else:
-        advice = (
-            "the server or a pooler in front of it refused the protocol; behind PgBouncer in "
-            "transaction mode set STORAGE__POSTGRES_STATEMENT_CACHE_SIZE=0"
-        )
-    return StorageConfigurationError(f"{what} on {target}: {reason}; {advice}")
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool reset without the session reset query, for a transaction pooler (see ``_create_pool``)."""
-
 WRITES = frozenset({
     "submit_task", "update_task", "update_task_state_if", "append_artifact_chunk",
     "update_context", "append_to_context", "clear_context", "clear_all", "store_task_feedback",
@@ -113,6 +69,10 @@ WRITES = frozenset({
 })
 """Operations that change data: when their connection fails after the statement went out,
 a final error says the write may have been applied (``OutcomeUnknownError``)."""
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool reset without the session reset query, for a transaction pooler (see ``_create_pool``)."""
 
 
 def _dumps(value: Any) -> str:
@@ -200,6 +160,28 @@ class PostgresStorage(Storage):
         """
         return self._dsn
 
+    # --- the read capability (storage.read.SqlReadable) -------------------------------------
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection for the block, connecting first if needed (for analysis reads)."""
+        pool = await self._pool_or_connect()
+        conn = await self._acquire(pool, "fetch")
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
+
+    def pool_stats(self) -> PoolStats | None:
+        """The pool's counters, or ``None`` while no pool is open."""
+        pool = self._pool
+        if pool is None or pool.is_closing():
+            return None
+        return PoolStats(
+            size=pool.get_size(), min_size=pool.get_min_size(), max_size=pool.get_max_size(),
+            idle=pool.get_idle_size(),
+        )
+
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def connect(self) -> None:
@@ -257,7 +239,7 @@ class PostgresStorage(Storage):
             except TRANSIENT_ERRORS as exc:
                 if n == self.max_retries:
                     raise self._exhausted(what, n + 1, exc, sent()) from None
-                delay = self.retry_delay * (2**n)
+                delay = backoff(n, self.retry_delay)
                 log.warning(
                     "transient error during %s (%s), retry %d/%d in %.2fs", what,
                     type(exc).__name__, n + 1, self.max_retries, delay,
