@@ -124,11 +124,11 @@ def validate_url(url: object, name: str = "the database URL") -> str:
             f"look-alike of '/', '@' or ':'); percent-encode the user name and password ({_HOW})",
         )
     _check_hosts(hostlist, name)
-    query = tail.partition("?")[2] if "?" in tail else ""
-    if query:
+    query_string = tail.partition("?")[2] if "?" in tail else ""
+    if query_string:
         try:
             params: dict[str, str] | None = dict(
-                parse_qsl(query, keep_blank_values=True, strict_parsing=True)
+                parse_qsl(query_string, keep_blank_values=True, strict_parsing=True)
             )
         except ValueError:  # it quotes the bad field, which may be a piece of the password
             params = None

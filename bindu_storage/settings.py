@@ -173,8 +173,8 @@ class _LazySettings:
 
     def reload(self) -> Settings:
         """Re-read the environment (useful in tests and notebooks)."""
-        type(self)._loaded = load_settings()
-        return type(self)._loaded
+        loaded = type(self)._loaded = load_settings()
+        return loaded
 
     def __repr__(self) -> str:
         return repr(self._loaded) if self._loaded is not None else "<app_settings (not loaded)>"

@@ -92,7 +92,7 @@ class TemporaryPostgres:
         assert self._dir is not None
         return self._dir / "data"
 
-    def _cmd(self, *args: str, env: dict[str, str] | None = None) -> None:
+    def _cmd(self, *args: str | Path, env: dict[str, str] | None = None) -> None:
         subprocess.run(
             [str(a) for a in args],
             check=True,

@@ -15,7 +15,7 @@ Layers, lowest first. A module may import its own layer and lower ones, never a 
 1. ``settings``
 2. ``storage`` (with ``embedded``, the zero-infrastructure server it starts, and ``testing``)
 3. ``analysis`` and ``synthetic``
-4. the front ends: ``cli``, ``integrations``, and the package root ``bindu_storage``
+4. the front ends: ``cli``, ``integrations``, ``__main__`` and the package root ``bindu_storage``
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ LAYERS: dict[str, int] = {
     "settings": 1,
     "storage": 2, "embedded": 2, "testing": 2,
     "analysis": 3, "synthetic": 3,
-    "cli": 4, "integrations": 4, "": 4,
+    "cli": 4, "integrations": 4, "__main__": 4, "": 4,
 }
 """The layer of each top-level part of the package ("" is the package root)."""
 
