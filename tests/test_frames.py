@@ -520,7 +520,8 @@ def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, name: str) -> No
     [
         {},
         {(frames_read, "SAMPLE_ROWS"): 1},  # discovery verifies a one-document guess against all documents
-        {(frames_query, "PICK_MIN"): 0, (frames_query, "PICK_MAX"): 0},  # filtered reads never pick rows by key
+        # filtered reads never pick rows by key
+        {(frames_query, "PICK_MIN"): 0, (frames_query, "PICK_MAX"): 0},
     ],
     ids=["defaults", "discovery-sample-1", "filters-in-the-copy"],
 )

@@ -21,21 +21,22 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from bindu_storage.analysis.diagnostics import Diagnostics, health_report
-    from bindu_storage.analysis.filters import find_contexts, find_feedback, find_tasks
-    from bindu_storage.analysis.frames import (
-        artifacts_frame,
-        contexts_frame,
-        events_frame,
-        feedback_frame,
-        list_schemas,
-        messages_frame,
-        tasks_frame,
-        webhooks_frame,
-    )
-    from bindu_storage.analysis.jsonb import jsonb_contains
-    from bindu_storage.analysis.notebook import open_storage
+if TYPE_CHECKING:  # the names, for type checkers and IDEs (``X as X``: re-exported)
+    from bindu_storage.analysis.diagnostics import Diagnostics as Diagnostics
+    from bindu_storage.analysis.diagnostics import health_report as health_report
+    from bindu_storage.analysis.filters import find_contexts as find_contexts
+    from bindu_storage.analysis.filters import find_feedback as find_feedback
+    from bindu_storage.analysis.filters import find_tasks as find_tasks
+    from bindu_storage.analysis.frames import artifacts_frame as artifacts_frame
+    from bindu_storage.analysis.frames import contexts_frame as contexts_frame
+    from bindu_storage.analysis.frames import events_frame as events_frame
+    from bindu_storage.analysis.frames import feedback_frame as feedback_frame
+    from bindu_storage.analysis.frames import list_schemas as list_schemas
+    from bindu_storage.analysis.frames import messages_frame as messages_frame
+    from bindu_storage.analysis.frames import tasks_frame as tasks_frame
+    from bindu_storage.analysis.frames import webhooks_frame as webhooks_frame
+    from bindu_storage.analysis.jsonb import jsonb_contains as jsonb_contains
+    from bindu_storage.analysis.notebook import open_storage as open_storage
 
 _HOMES = {
     "tasks_frame": "frames", "messages_frame": "frames", "artifacts_frame": "frames",

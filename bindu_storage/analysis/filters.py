@@ -13,6 +13,9 @@ Argument names are those of the frames: ``states=`` (a state or several), ``meta
 task's metadata, a containment filter), ``context_id=``, ``owner_did=``, ``limit=``. The old
 spellings ``state=`` (``find_tasks``) and ``task_metadata=`` (``find_feedback``) still work for
 one release and emit a ``DeprecationWarning`` naming the new one.
+
+(Over 400 lines: each finder keeps its SQL statement, its records rules and its two typed
+overloads, list or frame, side by side, so the two paths can be read against each other.)
 """
 
 from __future__ import annotations
@@ -169,7 +172,9 @@ def feedback_query(
     **deprecated: Any,
 ) -> tuple[str, list[Any]]:
     """The SQL and bound arguments ``find_feedback`` runs on PostgreSQL."""
-    metadata = renamed("feedback_query", deprecated, {"task_metadata": "metadata"}, metadata=metadata)["metadata"]
+    metadata = renamed("feedback_query", deprecated, {"task_metadata": "metadata"}, metadata=metadata)[
+        "metadata"
+    ]
     s = _schema(schema)
     q = _Select(f"SELECT f.id, f.task_id, f.feedback_data, f.created_at FROM {s}.task_feedback f")
     data = _filter(feedback, "feedback", dict)
@@ -262,8 +267,9 @@ async def find_tasks(
     ``metadata`` is an object the task metadata must contain; ``history`` and ``artifacts`` are
     arrays of fragments, each contained by some message / artifact (for example
     ``history=[{"role": "agent", "parts": [{"text": "done"}]}]``). ``states`` is a state or a
-    collection of states (``state=`` is its deprecated spelling); ``context_id`` and ``owner_did`` narrow further; ``limit`` caps the
-    count. ``as_frame=True`` returns the ``tasks_frame`` rows of the found tasks instead.
+    collection of states (``state=`` is its deprecated spelling); ``context_id`` and
+    ``owner_did`` narrow further; ``limit`` caps the count. ``as_frame=True`` returns the
+    ``tasks_frame`` rows of the found tasks instead.
     """
     states = renamed("find_tasks", deprecated, {"state": "states"}, states=states)["states"]
     frame = _as_frame(as_frame)
@@ -327,7 +333,9 @@ async def find_feedback(
     is its deprecated spelling).
     ``as_frame=True`` returns the ``feedback_frame`` rows of the found entries instead.
     """
-    metadata = renamed("find_feedback", deprecated, {"task_metadata": "metadata"}, metadata=metadata)["metadata"]
+    metadata = renamed("find_feedback", deprecated, {"task_metadata": "metadata"}, metadata=metadata)[
+        "metadata"
+    ]
     frame = _as_frame(as_frame)
     readable = sql_readable(storage)
     if readable is not None:

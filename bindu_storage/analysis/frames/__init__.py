@@ -139,7 +139,8 @@ def tasks_frame(
     """
     opts, filters = _start("tasks", dict(options), FrameArgs, chunksize, TASK_COLUMNS, ["metadata"])
     f = TaskFilters.of(**filters)
-    wanted = flat_keys(opts.columns, "metadata", as_columns(metadata_columns, "metadata_columns"), "metadata_columns")
+    given = as_columns(metadata_columns, "metadata_columns")
+    wanted = flat_keys(opts.columns, "metadata", given, "metadata_columns")
     return read(source, Plan(
         TASK_COLUMNS,
         lambda info: sql.tasks_query(info, f, wanted),
@@ -165,7 +166,9 @@ def _items(
 def messages_frame(source: Source, *, chunksize: None = None, **options: Unpack[FrameArgs]) -> Frame: ...
 @overload
 def messages_frame(source: Source, *, chunksize: int, **options: Unpack[FrameArgs]) -> Chunks: ...
-def messages_frame(source: Source, *, chunksize: int | None = None, **options: Unpack[FrameArgs]) -> Frame | Chunks:
+def messages_frame(
+    source: Source, *, chunksize: int | None = None, **options: Unpack[FrameArgs],
+) -> Frame | Chunks:
     """One row per message of each selected task's history, in task then history order.
 
     Columns: task_id, context_id, position (0-based), message_id, role, text (the text parts
@@ -178,7 +181,9 @@ def messages_frame(source: Source, *, chunksize: int | None = None, **options: U
 def artifacts_frame(source: Source, *, chunksize: None = None, **options: Unpack[FrameArgs]) -> Frame: ...
 @overload
 def artifacts_frame(source: Source, *, chunksize: int, **options: Unpack[FrameArgs]) -> Chunks: ...
-def artifacts_frame(source: Source, *, chunksize: int | None = None, **options: Unpack[FrameArgs]) -> Frame | Chunks:
+def artifacts_frame(
+    source: Source, *, chunksize: int | None = None, **options: Unpack[FrameArgs],
+) -> Frame | Chunks:
     """One row per artifact of each selected task.
 
     Columns: task_id, context_id, position, artifact_id, name, description, part_kinds, text.
@@ -206,11 +211,15 @@ def contexts_frame(
     then the context data flattened into ``context_data.<key>`` columns. The time window and
     ``owner_did`` apply to the context itself; ``context_data`` is a containment filter.
     """
-    opts, given = _start("contexts", dict(options), ContextFrameArgs, chunksize, CONTEXT_COLUMNS, ["context_data"])
+    opts, given = _start(
+        "contexts", dict(options), ContextFrameArgs, chunksize, CONTEXT_COLUMNS, ["context_data"]
+    )
     ids = TaskFilters.of(context_id=given.get("context_id")).context_ids
     windows = {
-        column: window(given.get(f"{word}_after"), given.get(f"{word}_before"), (f"{word}_after", f"{word}_before"))
-        for column, word in (("created_at", "created"), ("updated_at", "updated"))
+        "created_at": window(given.get("created_after"), given.get("created_before"),
+                             ("created_after", "created_before")),
+        "updated_at": window(given.get("updated_after"), given.get("updated_before"),
+                             ("updated_after", "updated_before")),
     }
     data = as_json_filter(given.get("context_data"), "context_data")
     owner = v.check_optional_str(given.get("owner_did"), "owner_did")
@@ -236,7 +245,8 @@ def feedback_frame(
     feedback_columns: Sequence[str] | None = None, **options: Unpack[FrameArgs],
 ) -> Chunks: ...
 def feedback_frame(
-    source: Source, *, chunksize: int | None = None, since: TimeLike | None = None, until: TimeLike | None = None,
+    source: Source, *, chunksize: int | None = None,
+    since: TimeLike | None = None, until: TimeLike | None = None,
     with_task: bool = False, task_metadata_columns: Sequence[str] | None = None,
     feedback_columns: Sequence[str] | None = None, **options: Unpack[FrameArgs],
 ) -> Frame | Chunks:
@@ -263,8 +273,11 @@ def feedback_frame(
     f = TaskFilters.of(**filters)
     start, end = window(since, until, ("since", "until"))
     meta = as_columns(task_metadata_columns, "task_metadata_columns")
-    keys = flat_keys(opts.columns, "feedback", as_columns(feedback_columns, "feedback_columns"), "feedback_columns")
-    task_columns = [c for c in opts.columns or () if c in ("context_id", "state") or c.startswith("metadata.")]
+    keys = as_columns(feedback_columns, "feedback_columns")
+    keys = flat_keys(opts.columns, "feedback", keys, "feedback_columns")
+    task_columns = [
+        c for c in opts.columns or () if c in ("context_id", "state") or c.startswith("metadata.")
+    ]
     if meta is not None or task_columns:  # columns of the task join it, as with_task=True does
         meta = flat_keys(opts.columns, "metadata", meta, "task_metadata_columns")
     joined = as_bool(with_task, "with_task") or meta is not None
@@ -287,7 +300,8 @@ def events_frame(
     **options: Unpack[FrameArgs],
 ) -> Chunks: ...
 def events_frame(
-    source: Source, *, chunksize: int | None = None, since: TimeLike | None = None, until: TimeLike | None = None,
+    source: Source, *, chunksize: int | None = None,
+    since: TimeLike | None = None, until: TimeLike | None = None,
     **options: Unpack[FrameArgs],
 ) -> Frame | Chunks:
     """The state-transition log, one row per change, oldest first.
@@ -312,7 +326,9 @@ def events_frame(
 def webhooks_frame(source: Source, *, chunksize: None = None, **options: Unpack[FrameArgs]) -> Frame: ...
 @overload
 def webhooks_frame(source: Source, *, chunksize: int, **options: Unpack[FrameArgs]) -> Chunks: ...
-def webhooks_frame(source: Source, *, chunksize: int | None = None, **options: Unpack[FrameArgs]) -> Frame | Chunks:
+def webhooks_frame(
+    source: Source, *, chunksize: int | None = None, **options: Unpack[FrameArgs],
+) -> Frame | Chunks:
     """One row per stored push-notification config: task_id, config_id, url, token (``"***"``
     when set), schemes (comma-joined), credentials (``"***"`` when set)."""
     opts, filters = _start("webhooks", dict(options), FrameArgs, chunksize, WEBHOOK_COLUMNS, [])

@@ -164,8 +164,14 @@ def series(values: Sequence[Any], kind: str) -> Any:
         out = np.empty(len(values), dtype=object)
         for i, value in enumerate(values):
             out[i] = value
-        return out
+        return object_column(out)
     raise AssertionError(f"unknown column kind {kind!r}")
+
+
+def object_column(values: np.ndarray) -> pd.Series:
+    """An ``object`` column of ``values``: pandas would infer ``str`` for an array of strings,
+    so a chunk whose values happen to be all strings would change the column's dtype."""
+    return pd.Series(values, dtype=object, copy=False)
 
 
 def build_frame(

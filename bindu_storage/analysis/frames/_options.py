@@ -288,7 +288,8 @@ def check_selection(
 ) -> None:
     """Raise ``InvalidValueError`` naming the first of ``columns`` the frame cannot have."""
     for name in columns or ():
-        if name not in fixed and not any(name.startswith(p + ".") and len(name) > len(p) + 1 for p in prefixes):
+        flattened = any(name.startswith(p + ".") and len(name) > len(p) + 1 for p in prefixes)
+        if name not in fixed and not flattened:
             flat = "".join(f", {p}.<key>" for p in prefixes)
             raise InvalidValueError(
                 f"columns: {frame}_frame has no column {name!r}; its columns are {', '.join(fixed)}{flat}"
@@ -307,7 +308,9 @@ def flat_keys(
         return keys
     for key in keys:
         if not any(key == g or key.startswith(g + ".") for g in given):
-            raise InvalidValueError(f"columns names {prefix}.{key!r}, which {given_name}={given!r} leaves out")
+            raise InvalidValueError(
+                f"columns names {prefix}.{key!r}, which {given_name}={given!r} leaves out"
+            )
     return given
 
 

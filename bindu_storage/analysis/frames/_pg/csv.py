@@ -28,7 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from bindu_storage.analysis.frames._columns import STATE_DTYPE, STATES, TS_DTYPE, FlatColumn, series
+from bindu_storage.analysis.frames._columns import (
+    STATE_DTYPE,
+    STATES,
+    TS_DTYPE,
+    FlatColumn,
+    object_column,
+    series,
+)
 from bindu_storage.analysis.redact import redact, redact_arrow
 
 KEY = "key"
@@ -52,7 +59,7 @@ def decode_json(column: pa.ChunkedArray) -> Any:
     values = np.fromiter(json.loads("[" + joined + "]"), dtype=object, count=len(texts))
     for i in np.flatnonzero(pc.match_substring(texts, "{").to_numpy(zero_copy_only=False)):
         values[i] = redact(values[i])  # only an object has keys to redact
-    return values
+    return object_column(values)
 
 
 def read_csv(data: bytes, kinds: Sequence[str]) -> list[pa.ChunkedArray]:
