@@ -9,9 +9,10 @@ times, best of ``--repeat`` runs each:
   column it reads, JSONB as text) into a buffer: the bytes moved, nothing decoded;
 * the loader from the URL (``tasks_frame``, ``messages_frame``, ``artifacts_frame``,
   ``contexts_frame``, ``feedback_frame``, ``events_frame``);
-* for tasks also asyncpg ``fetch`` of the raw rows (JSONB left as text), ``iter_tasks_frame`` in
-  chunks of 50,000, and the naive way: fetch whole JSONB rows, ``json.loads`` and
-  ``pandas.json_normalize``.
+* for tasks also asyncpg ``fetch`` of the raw rows (JSONB left as text), ``tasks_frame`` in
+  chunks of 50,000 (``chunksize=50_000``), ``tasks_frame(dtype_backend="pyarrow")`` (the Arrow
+  arrays parsed from the CSV kept as they are), and the naive way: fetch whole JSONB rows,
+  ``json.loads`` and ``pandas.json_normalize``.
 
 Prints rows/s and each time as a ratio of its loader's floor. Run:
 ``python benchmarks/bench_frames.py [--tasks 200000] [--repeat 3] [--only tasks,events]
@@ -175,7 +176,10 @@ async def measure(url: str, n: int, repeat: int, only: list[str] | None = None) 
         return pd.json_normalize([{**dict(r), "metadata": json.loads(r["metadata"])} for r in rows])
 
     async def chunked() -> int:
-        return sum([len(c) async for c in F.iter_tasks_frame(url, chunksize=50_000)])
+        return sum([len(c) async for c in F.tasks_frame(url, chunksize=50_000)])
+
+    async def arrow() -> pd.DataFrame:
+        return await F.tasks_frame(url, dtype_backend="pyarrow")
 
     lines: list[tuple[str, int, float, float]] = []
     try:
@@ -192,7 +196,8 @@ async def measure(url: str, n: int, repeat: int, only: list[str] | None = None) 
             fetched, _ = await best(repeat, fetch_floor)
             floor = min(floor, fetched)
             lines.append(("floor: asyncpg fetch of the tasks", n, fetched, floor))
-            lines.append(("iter_tasks_frame (50k chunks)", n, (await best(repeat, chunked))[0], floor))
+            lines.append(("tasks_frame, chunksize=50_000", n, (await best(repeat, chunked))[0], floor))
+            lines.append(("tasks_frame, dtype_backend=pyarrow", n, (await best(repeat, arrow))[0], floor))
             lines.append(("naive: fetch + json_normalize", n, (await best(repeat, naive))[0], floor))
     finally:
         await conn.close()

@@ -16,7 +16,7 @@ BAD_NAMES = ["a\x00b", "\x00", "a\ud800", "\udfff.b", "ok.\ud83d"]
 LOADERS: list[tuple[str, Callable[..., Awaitable[Any]]]] = [
     ("metadata_columns", F.tasks_frame),
     ("context_data_columns", F.contexts_frame),
-    ("task_metadata", F.feedback_frame),
+    ("task_metadata_columns", F.feedback_frame),
     ("feedback_columns", F.feedback_frame),
 ]
 
@@ -32,5 +32,5 @@ async def test_bad_column_names_are_typed_errors(
 
 async def test_iterating_loaders_refuse_them_too(storage: Storage) -> None:
     with pytest.raises(InvalidValueError, match="metadata_columns"):
-        async for _ in F.iter_tasks_frame(storage, metadata_columns=["x\x00"]):
+        async for _ in F.tasks_frame(storage, metadata_columns=["x\x00"], chunksize=10):
             pass

@@ -321,10 +321,10 @@ TASK_CASES: list[tuple[dict[str, Any], list[str]]] = [
     ({"history": [{"parts": [{"text": "hello from t2"}]}]}, ["t2"]),
     ({"artifacts": [{"name": "report"}]}, ["t4", "t1"]),
     ({"artifacts": [{"name": "report"}, {"name": "chart"}]}, ["t4"]),
-    ({"state": "completed"}, ["t4", "t1"]),
-    ({"state": ["working", "failed"]}, ["t3", "t2"]),
-    ({"state": []}, []),
-    ({"state": "completed", "metadata": {"model": "gpt"}}, ["t1"]),
+    ({"states": "completed"}, ["t4", "t1"]),
+    ({"states": ["working", "failed"]}, ["t3", "t2"]),
+    ({"states": []}, []),
+    ({"states": "completed", "metadata": {"model": "gpt"}}, ["t1"]),
     ({"context_id": CTX_B}, ["t4", "t3"]),
     ({"context_id": str(CTX_A), "metadata": {"flag": True}}, ["t2"]),
     ({"owner_did": "did:alice"}, ["t2", "t1"]),
@@ -349,8 +349,8 @@ FEEDBACK_CASES: list[tuple[dict[str, Any], list[tuple[str, float]]]] = [
     ({"feedback": {"rating": 5.0}}, [("t3", 5), ("t1", 5)]),
     ({"feedback": {"tags": ["ui"]}}, [("t3", 5), ("t1", 5)]),
     ({"feedback": {"tags": []}}, [("t4", 1), ("t3", 5), ("t1", 2), ("t1", 5)]),
-    ({"task_metadata": {"model": "gpt"}}, [("t1", 2), ("t1", 5)]),
-    ({"feedback": {"rating": 5}, "task_metadata": {"model": "claude"}}, [("t3", 5)]),
+    ({"metadata": {"model": "gpt"}}, [("t1", 2), ("t1", 5)]),
+    ({"feedback": {"rating": 5}, "metadata": {"model": "claude"}}, [("t3", 5)]),
     ({"feedback": {"rating": 5}, "limit": 1}, [("t3", 5)]),
 ]
 
@@ -427,14 +427,14 @@ async def test_as_frame_gives_the_loaders_rows_of_the_found_records(storage: Sto
         (lambda s: find_tasks(s, metadata={"x": {1, 2}}), InvalidValueError, "metadata['x']"),
         (lambda s: find_tasks(s, history={"role": "agent"}), InvalidTypeError, "history"),
         (lambda s: find_tasks(s, artifacts="report"), InvalidTypeError, "artifacts"),
-        (lambda s: find_tasks(s, state="done"), InvalidValueError, "state"),
-        (lambda s: find_tasks(s, state=5), InvalidTypeError, "state"),
+        (lambda s: find_tasks(s, states="done"), InvalidValueError, "states"),
+        (lambda s: find_tasks(s, states=5), InvalidTypeError, "states"),
         (lambda s: find_tasks(s, context_id="not-a-uuid"), InvalidValueError, "context_id"),
         (lambda s: find_tasks(s, owner_did=3), InvalidTypeError, "owner_did"),
         (lambda s: find_tasks(s, limit=-1), InvalidValueError, "limit"),
         (lambda s: find_tasks(s, as_frame="yes"), InvalidTypeError, "as_frame"),
         (lambda s: find_feedback(s, feedback={"r": float("inf")}), InvalidValueError, "feedback['r']"),
-        (lambda s: find_feedback(s, task_metadata=["x"]), InvalidTypeError, "task_metadata"),
+        (lambda s: find_feedback(s, metadata=["x"]), InvalidTypeError, "metadata"),
         (lambda s: find_contexts(s, context_data={"k": b"x"}), InvalidValueError, "context_data['k']"),
         (lambda s: find_contexts(s, message_history={"a": 1}), InvalidTypeError, "message_history"),
         (lambda s: find_contexts(s, limit=True), InvalidValueError, "limit"),
@@ -492,9 +492,9 @@ async def test_find_tasks_plan_uses_the_metadata_gin_index(pg_storage: PostgresS
     ("build", "index"),
     [
         (lambda s: tasks_query(s, history=[{"role": "agent"}]), "idx_tasks_history_gin"),
-        (lambda s: tasks_query(s, artifacts=[{"name": "x"}], state="completed"), "idx_tasks_artifacts_gin"),
+        (lambda s: tasks_query(s, artifacts=[{"name": "x"}], states="completed"), "idx_tasks_artifacts_gin"),
         (lambda s: feedback_query(s, feedback={"rating": 5}), "idx_task_feedback_data_gin"),
-        (lambda s: feedback_query(s, task_metadata={"model": "gpt"}), "idx_tasks_metadata_gin"),
+        (lambda s: feedback_query(s, metadata={"model": "gpt"}), "idx_tasks_metadata_gin"),
         (lambda s: contexts_query(s, context_data={"topic": "x"}), "idx_contexts_context_data_gin"),
         (lambda s: contexts_query(s, message_history=[{"role": "user"}]), "idx_contexts_message_history_gin"),
     ],
@@ -508,7 +508,7 @@ async def test_every_filter_is_gin_indexable(
 
 
 def test_queries_bind_values_and_qualify_the_schema() -> None:
-    sql, args = tasks_query("did_agent", metadata={"q": "'; DROP TABLE tasks; --"}, state="working", limit=3)
+    sql, args = tasks_query("did_agent", metadata={"q": "'; DROP TABLE tasks; --"}, states="working", limit=3)
     assert sql == (
         'SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata'
         ' FROM "did_agent".tasks t WHERE t.metadata @> $1::jsonb AND t.state = ANY($2::text[])'

@@ -23,11 +23,13 @@ from conftest import postgres_storage
 
 from bindu_storage import InMemoryStorage, PostgresStorage, Storage
 from bindu_storage.analysis import frames as F
-from bindu_storage.analysis import frames_pg, frames_sql
-from bindu_storage.analysis.frames_args import TaskFilters
-from bindu_storage.analysis.frames_columns import STATE_DTYPE, STATES
-from bindu_storage.analysis.frames_source import APPLICATION_NAME, PgReader
-from bindu_storage.analysis.frames_sql import PAGE_MARK
+from bindu_storage.analysis.dtypes import STATE_DTYPE, STATES
+from bindu_storage.analysis.frames._options import TaskFilters
+from bindu_storage.analysis.frames._pg import query as frames_query
+from bindu_storage.analysis.frames._pg import read as frames_read
+from bindu_storage.analysis.frames._pg import statements as frames_sql
+from bindu_storage.analysis.frames._pg.query import PAGE_MARK
+from bindu_storage.analysis.frames._pg.reader import APPLICATION_NAME, PgReader
 from bindu_storage.errors import InvalidTypeError, InvalidValueError, StorageConnectionError, StorageError
 from bindu_storage.storage import migrate
 from bindu_storage.storage.retry import is_resumable
@@ -43,11 +45,7 @@ LOADERS: dict[str, Callable[..., Any]] = {
     "contexts": F.contexts_frame, "feedback": F.feedback_frame, "events": F.events_frame,
     "webhooks": F.webhooks_frame,
 }
-ITERATORS: dict[str, Callable[..., Any]] = {
-    "tasks": F.iter_tasks_frame, "messages": F.iter_messages_frame,
-    "artifacts": F.iter_artifacts_frame, "contexts": F.iter_contexts_frame,
-    "feedback": F.iter_feedback_frame, "events": F.iter_events_frame,
-}
+CHUNKED = ("tasks", "messages", "artifacts", "contexts", "feedback", "events", "webhooks")
 
 
 def msg(
@@ -264,7 +262,7 @@ async def test_feedback_frame(seeded: Storage) -> None:
     assert df["comment"].tolist()[:2] == ["great", "fine"] and df["comment"].tolist()[5] == "meh"
     assert df["feedback.password"].tolist()[0] == "***"
     assert df["feedback.metadata.client"].tolist()[5] == "cli"
-    joined = await F.feedback_frame(seeded, task_metadata=["agent", "model"])
+    joined = await F.feedback_frame(seeded, task_metadata_columns=["agent", "model"])
     assert list(joined.columns[5:7]) == ["context_id", "state"] and joined["state"].dtype == STATE_DTYPE
     assert joined["state"].tolist() == ["completed"] * 2 + ["failed"] * 4
     assert joined["metadata.agent"].tolist() == ["planner"] * 2 + ["coder"] * 4
@@ -306,7 +304,7 @@ async def test_webhooks_frame_redacts_token_and_credentials(seeded: Storage) -> 
 
 async def test_secrets_never_reach_a_frame(seeded: Storage) -> None:
     frames = [await load(seeded) for load in LOADERS.values()]
-    frames.append(await F.feedback_frame(seeded, task_metadata=["auth", "api_key", "calls"]))
+    frames.append(await F.feedback_frame(seeded, task_metadata_columns=["auth", "api_key", "calls"]))
     for frame in frames:
         shown = frame.to_json(orient="records", default_handler=str, date_format="iso")
         for secret in SECRETS:
@@ -413,7 +411,7 @@ async def test_bad_arguments_raise_typed_errors(storage: Storage) -> None:
         assert named in str(info.value)
         assert "pw-xyz" not in str(info.value)
     with pytest.raises(InvalidValueError, match="chunksize"):
-        F.iter_tasks_frame(storage, chunksize=0)  # checked at the call, before any read
+        F.tasks_frame(storage, chunksize=0)  # checked at the call, before any read
     if isinstance(storage, InMemoryStorage):
         with pytest.raises(InvalidValueError, match="PostgreSQL sources only"):
             await F.tasks_frame(storage, schema="public")
@@ -427,26 +425,26 @@ async def chunks(iterator: AsyncIterator[pd.DataFrame]) -> list[pd.DataFrame]:
 
 
 async def test_iterators_cut_frames_at_chunk_boundaries(seeded: Storage) -> None:
-    for name, iterate in ITERATORS.items():
+    for name in CHUNKED:
         whole = await LOADERS[name](seeded)
         for size in (1, 2, 3, 100):
-            parts = await chunks(iterate(seeded, chunksize=size))
+            parts = await chunks(LOADERS[name](seeded, chunksize=size))
             assert [len(p) for p in parts][:-1] == [size] * (len(parts) - 1), (name, size)
             assert 0 < len(parts[-1]) <= size
             joined = pd.concat(parts, ignore_index=True)
             pd.testing.assert_frame_equal(joined, whole, check_exact=True, obj=f"{name} by {size}")
-    limited = await chunks(F.iter_messages_frame(seeded, chunksize=2, limit=5))
+    limited = await chunks(F.messages_frame(seeded, chunksize=2, limit=5))
     assert [len(p) for p in limited] == [2, 2, 1]
     assert pd.concat(limited)["task_id"].tolist() == s(T1, T1, T2, T3, T3)  # cut inside T1's and T3's history
 
 
 async def test_iterator_of_nothing_yields_one_empty_frame(storage: Storage) -> None:
-    parts = await chunks(F.iter_tasks_frame(storage, chunksize=10))
+    parts = await chunks(F.tasks_frame(storage, chunksize=10))
     assert len(parts) == 1 and len(parts[0]) == 0 and "mean_rating" in parts[0].columns
 
 
 async def test_progress_bar(seeded: Storage, capsys: pytest.CaptureFixture[str]) -> None:
-    parts = await chunks(F.iter_tasks_frame(seeded, chunksize=2, progress=True))
+    parts = await chunks(F.tasks_frame(seeded, chunksize=2, progress=True))
     assert sum(map(len, parts)) == 5
     assert "5/5" in capsys.readouterr().err
 
@@ -502,7 +500,7 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("contexts", {}),
     ("contexts", {"context_data_columns": ["db"]}),
     ("feedback", {}),
-    ("feedback", {"with_task": True, "task_metadata": ["agent", "cached", "calls", "score"]}),
+    ("feedback", {"with_task": True, "task_metadata_columns": ["agent", "cached", "calls", "score"]}),
     ("events", {}),
     ("events", {"owner_did": "did:bob"}),
     ("webhooks", {}),
@@ -521,8 +519,9 @@ def assert_same_frames(left: pd.DataFrame, right: pd.DataFrame, name: str) -> No
     "tuning",
     [
         {},
-        {(frames_pg, "SAMPLE_ROWS"): 1},  # discovery verifies a one-document guess against all documents
-        {(frames_sql, "PICK_MIN"): 0, (frames_sql, "PICK_MAX"): 0},  # filtered reads never pick rows by key
+        {(frames_read, "SAMPLE_ROWS"): 1},  # discovery verifies a one-document guess against all documents
+        # filtered reads never pick rows by key
+        {(frames_query, "PICK_MIN"): 0, (frames_query, "PICK_MAX"): 0},
     ],
     ids=["defaults", "discovery-sample-1", "filters-in-the-copy"],
 )
@@ -618,7 +617,7 @@ async def test_odd_documents_read_identically(
     pg_storage: PostgresStorage, sample_rows: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if sample_rows is not None:
-        monkeypatch.setattr(frames_pg, "SAMPLE_ROWS", sample_rows)
+        monkeypatch.setattr(frames_read, "SAMPLE_ROWS", sample_rows)
     memory = InMemoryStorage()
     await seed_odd(memory)
     await seed_odd(pg_storage)
@@ -626,7 +625,7 @@ async def test_odd_documents_read_identically(
         left, right = await LOADERS[name](memory), await LOADERS[name](pg_storage)
         clocks = [c for c in left.columns if str(left[c].dtype) == TS]  # the two backends' own clocks
         assert_same_frames(left.drop(columns=clocks), right.drop(columns=clocks), name)
-        parts = await chunks(ITERATORS[name](pg_storage, chunksize=1))
+        parts = await chunks(LOADERS[name](pg_storage, chunksize=1))
         pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), right, check_exact=True)
     tasks = (await F.tasks_frame(pg_storage)).set_index("id")
     t6, t7 = tasks.loc[str(T6)], tasks.loc[str(T7)]
@@ -652,16 +651,16 @@ async def test_discovery_from_a_sample_equals_a_walk_of_every_document(
 ) -> None:
     await seed(pg_storage)
     await seed_odd(pg_storage)
-    reader = PgReader(pg_storage.schema, pool=pg_storage.pool)
+    reader = PgReader(pg_storage.schema, storage=pg_storage)
     info = await reader.info()
 
     for source in (*frames_sql.tasks_query(info, TaskFilters(), None).flats,
                    *frames_sql.feedback_query(info, TaskFilters(), None, None, False, None, None).flats):
-        expected = sorted((await frames_pg.walk(reader, source, frames_sql.DocRows())).infos(), key=repr)
+        expected = sorted((await frames_read.walk(reader, source, frames_query.DocRows())).infos(), key=repr)
         assert expected
         for sample_rows in range(1, 10):
-            monkeypatch.setattr(frames_pg, "SAMPLE_ROWS", sample_rows)
-            found = sorted(await frames_pg.discover(reader, source, None), key=repr)
+            monkeypatch.setattr(frames_read, "SAMPLE_ROWS", sample_rows)
+            found = sorted(await frames_read.discover(reader, source, None), key=repr)
             assert found == expected, (source.prefix, sample_rows)
 
 
@@ -681,7 +680,7 @@ async def test_parameters_never_enter_the_sql_text(fresh_database: str) -> None:
         df = await F.tasks_frame(url, schema=schema, metadata={"q": needle}, states=["working"])
         assert ids(df) == s(T1) and df["metadata.q"].tolist() == [needle]
         assert df[f"metadata.{needle}"].tolist() == [1]
-        chunked = await chunks(F.iter_tasks_frame(url, schema=schema, metadata={"q": needle}, chunksize=1))
+        chunked = await chunks(F.tasks_frame(url, schema=schema, metadata={"q": needle}, chunksize=1))
         pd.testing.assert_frame_equal(pd.concat(chunked, ignore_index=True), df)
         texts = [r["query"] for r in await conn.fetch(
             "SELECT query FROM pg_stat_statements"
@@ -808,7 +807,7 @@ async def test_stream_resumes_after_its_backend_is_killed_between_chunks(
     source: Any = pg_url if through == "url" else pg_storage
     parts = []
     with caplog.at_level(logging.WARNING, logger="bindu_storage.analysis.frames"):
-        async for chunk in F.iter_messages_frame(source, chunksize=2):
+        async for chunk in F.messages_frame(source, chunksize=2):
             parts.append(chunk)
             if len(parts) == 2:
                 assert await _terminate_readers(pg_url) >= 1
@@ -854,7 +853,7 @@ async def test_stream_on_a_hot_standby_survives_a_recovery_conflict(caplog: pyte
             for _attempt in range(5):  # the conflict must hit while the chunk query runs
                 caplog.clear()
                 with caplog.at_level(logging.WARNING, logger="bindu_storage.analysis.frames"):
-                    reading = asyncio.ensure_future(chunks(F.iter_tasks_frame(standby.url, chunksize=n)))
+                    reading = asyncio.ensure_future(chunks(F.tasks_frame(standby.url, chunksize=n)))
                     while not reading.done() and not await admin.fetchval(
                         "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
                         " AND state = 'active' AND strpos(query, $2) > 0", APPLICATION_NAME, PAGE_MARK,

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from bindu_storage.analysis import frames as F
-from bindu_storage.analysis.frames_columns import STATE_DTYPE
+from bindu_storage.analysis.dtypes import STATE_DTYPE
 
 DID = "did:bindu:frames-test:agent"
 SECRETS = ("up-secret", "up-hook-secret", "up-cred")

@@ -1,38 +1,36 @@
-"""JSONB containment filters: PostgreSQL's ``@>`` with the same answers on every backend.
+"""Finding records by JSONB containment: ``find_tasks``, ``find_feedback``, ``find_contexts``.
 
-``jsonb_contains(a, b)`` is ``a @> b`` in Python, rule for rule as PostgreSQL's
-``JsonbDeepContains`` applies it:
+Each finder keeps the stored records whose JSON columns contain the given fragments, with
+PostgreSQL's ``@>`` rules (``bindu_storage.analysis.jsonb``). A storage readable with SQL
+(``storage.read.sql_readable``: PostgreSQL) runs one schema-qualified ``SELECT`` whose conditions
+are ``column @> $n::jsonb`` with bound parameters, so the GIN (``jsonb_path_ops``) indexes serve
+them; any other storage is scanned through its records API and filtered by ``jsonb_contains``.
+A filter that the column's empty value already satisfies (``{}`` for objects, ``[]`` for arrays)
+adds no condition, and a NULL column counts as its empty value (upstream may leave ``artifacts``
+NULL), so both backends agree.
 
-* an object contains an object when every key of the contained one is present and its value is
-  contained (scalars: equal; objects and arrays: contained, recursively);
-* an array contains an array when every element of the contained one is contained by *some*
-  element of the container (order and duplicates are ignored; a scalar element must equal a scalar
-  element, a nested object or array must be contained by a nested object or array);
-* scalars are equal by type and value; numbers compare as exact decimals of their JSON text, so
-  ``1 == 1.0`` but ``true`` is not the number ``1``;
-* only at the top level, an array contains a scalar that equals one of its scalar elements
-  (``[1, 2] @> 1``), a scalar contains only an equal scalar, and nothing else mixes kinds.
+Argument names are those of the frames: ``states=`` (a state or several), ``metadata=`` (the
+task's metadata, a containment filter), ``context_id=``, ``owner_did=``, ``limit=``. The old
+spellings ``state=`` (``find_tasks``) and ``task_metadata=`` (``find_feedback``) still work for
+one release and emit a ``DeprecationWarning`` naming the new one.
 
-``find_tasks``, ``find_feedback`` and ``find_contexts`` filter stored records with those rules. On
-PostgreSQL they run one schema-qualified ``SELECT`` whose conditions are ``column @> $n::jsonb`` with
-bound parameters, so the GIN (``jsonb_path_ops``) indexes serve them; on any other backend they
-scan the ``Storage`` read API and apply ``jsonb_contains``. A filter that the column's empty value
-already satisfies (``{}`` for objects, ``[]`` for arrays) adds no condition, and a NULL column
-counts as its empty value (upstream may leave ``artifacts`` NULL), so both backends agree.
+(Over 400 lines: each finder keeps its SQL statement, its records rules and its two typed
+overloads, list or frame, side by side, so the two paths can be read against each other.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from datetime import timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from bindu_storage.analysis.deprecated import renamed
+from bindu_storage.analysis.jsonb import constrains, contains, contains_condition, jsonb_contains
 from bindu_storage.errors import InvalidTypeError, InvalidValueError
 from bindu_storage.sqlnames import quote_ident, validate_schema_name
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
-from bindu_storage.storage.postgres import PostgresStorage
+from bindu_storage.storage.read import SqlReadable, sql_readable
 from bindu_storage.storage.rows import task_from_row
 from bindu_storage.storage.sql import TASK_COLUMNS
 from bindu_storage.types import ContextRecord, FeedbackRecord, Task
@@ -50,78 +48,6 @@ __all__ = [
     "tasks_query",
 ]
 
-# --- the containment rules ---------------------------------------------------------------------
-
-
-def jsonb_contains(container: Any, contained: Any) -> bool:
-    """Return what PostgreSQL's ``container::jsonb @> contained::jsonb`` returns.
-
-    Both arguments are JSON-native Python values (dict, list or tuple, str, int, float, bool,
-    None; UUIDs count as their string). Anything else raises ``InvalidValueError`` naming the
-    argument (``container`` or ``contained``) and the path to the bad value.
-    """
-    return _contains(v.json_value(container, "container"), v.json_value(contained, "contained"), True)
-
-
-def _is_scalar(value: Any) -> bool:
-    return not isinstance(value, dict | list | tuple)
-
-
-def _scalar_equal(a: Any, b: Any) -> bool:
-    """PostgreSQL's scalar equality: same JSON type, then equal value (numbers exactly)."""
-    if a is None or b is None:
-        return a is b
-    a_bool, b_bool = isinstance(a, bool), isinstance(b, bool)
-    if a_bool or b_bool:
-        return a_bool and b_bool and a == b
-    if isinstance(a, str) or isinstance(b, str):
-        return isinstance(a, str) and isinstance(b, str) and a == b
-    return _number_equal(a, b)
-
-
-def _number_equal(a: int | float, b: int | float) -> bool:
-    if isinstance(a, float) == isinstance(b, float):
-        return a == b  # int/int exact; float/float: equal floats have equal shortest decimals
-    f, n = (a, b) if isinstance(a, float) else (b, a)
-    # PostgreSQL sees the float as the decimal json.dumps writes (its shortest repr), not as
-    # its binary value: float(2**60) is written 1.152921504606847e+18, which is not 2**60.
-    return f.is_integer() and Decimal(repr(f)) == n
-
-
-def _contains(a: Any, b: Any, top: bool) -> bool:
-    if isinstance(a, dict):
-        if not isinstance(b, dict):
-            return False
-        for key, b_value in b.items():
-            if key not in a:
-                return False
-            a_value = a[key]
-            if _is_scalar(a_value) or _is_scalar(b_value):
-                if not (_is_scalar(a_value) and _is_scalar(b_value) and _scalar_equal(a_value, b_value)):
-                    return False
-            elif not _contains(a_value, b_value, False):
-                return False
-        return True
-    if isinstance(a, list | tuple):
-        if _is_scalar(b):  # a raw scalar inside an array: only at the top level
-            return top and any(_is_scalar(x) and _scalar_equal(x, b) for x in a)
-        if not isinstance(b, list | tuple):
-            return False
-        nested: list[Any] | None = None
-        for element in b:
-            if _is_scalar(element):
-                if not any(_is_scalar(x) and _scalar_equal(x, element) for x in a):
-                    return False
-                continue
-            if nested is None:
-                nested = [x for x in a if not _is_scalar(x)]
-            if not any(_contains(x, element, False) for x in nested):
-                return False
-        return True
-    # a is a scalar: at the top level it contains an equal scalar and nothing else
-    return top and _is_scalar(b) and _scalar_equal(a, b)
-
-
 # --- argument checks ---------------------------------------------------------------------------
 
 
@@ -136,19 +62,19 @@ def _filter(value: Any, name: str, kind: type[dict] | type[list]) -> Any:
             f"{name} must be a list (a JSON array of fragments), got {type(value).__name__}"
         )
     data = v.json_value(dict(value) if kind is dict else value, name)
-    return None if _contains(kind(), data, True) else data
+    return data if constrains(data, kind()) else None
 
 
-def _states(state: str | Collection[str] | None) -> frozenset[str] | None:
-    if state is None:
+def _states(states: str | Collection[str] | None) -> frozenset[str] | None:
+    if states is None:
         return None
-    if isinstance(state, str):
-        return frozenset({v.check_state(state, "state")})
-    if not isinstance(state, Collection):
+    if isinstance(states, str):
+        return frozenset({v.check_state(states, "states")})
+    if not isinstance(states, Collection):
         raise InvalidTypeError(
-            f"state must be a state name or a collection of them, got {type(state).__name__}"
+            f"states must be a state name or a collection of them, got {type(states).__name__}"
         )
-    return frozenset(v.check_state(s, "state") for s in state)
+    return frozenset(v.check_state(s, "states") for s in states)
 
 
 def _limit(limit: int | None) -> int | None:
@@ -199,14 +125,16 @@ def tasks_query(
     metadata: Mapping[str, Any] | None = None,
     history: list[Any] | None = None,
     artifacts: list[Any] | None = None,
-    state: str | Collection[str] | None = None,
+    states: str | Collection[str] | None = None,
     context_id: IdLike | None = None,
     owner_did: str | None = None,
     limit: int | None = None,
+    **deprecated: Any,
 ) -> tuple[str, list[Any]]:
     """The SQL and bound arguments ``find_tasks`` runs on PostgreSQL (for EXPLAIN or reuse)."""
+    states = renamed("tasks_query", deprecated, {"state": "states"}, states=states)["states"]
     q = _Select(f"SELECT {TASK_COLUMNS} FROM {_schema(schema)}.tasks t")
-    _task_conditions(q, metadata, history, artifacts, state, context_id, owner_did)
+    _task_conditions(q, metadata, history, artifacts, states, context_id, owner_did)
     return q.render("t.seq DESC", _limit(limit))
 
 
@@ -215,7 +143,7 @@ def _task_conditions(
     metadata: Any,
     history: Any,
     artifacts: Any,
-    state: Any,
+    states: Any,
     context_id: Any,
     owner_did: Any,
 ) -> None:
@@ -224,10 +152,10 @@ def _task_conditions(
     ):
         data = _filter(value, column, kind)
         if data is not None:
-            q.where(f"t.{column} @> {{p}}::jsonb", data)
-    states = _states(state)
-    if states is not None:
-        q.where("t.state = ANY({p}::text[])", sorted(states))
+            q.where(contains_condition(f"t.{column}", "{p}"), data)
+    chosen = _states(states)
+    if chosen is not None:
+        q.where("t.state = ANY({p}::text[])", sorted(chosen))
     if context_id is not None:
         q.where("t.context_id = {p}", v.as_uuid(context_id, "context_id"))
     owner = v.check_optional_str(owner_did, "owner_did")
@@ -239,18 +167,23 @@ def feedback_query(
     schema: str,
     *,
     feedback: Mapping[str, Any] | None = None,
-    task_metadata: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
     limit: int | None = None,
+    **deprecated: Any,
 ) -> tuple[str, list[Any]]:
     """The SQL and bound arguments ``find_feedback`` runs on PostgreSQL."""
+    metadata = renamed("feedback_query", deprecated, {"task_metadata": "metadata"}, metadata=metadata)[
+        "metadata"
+    ]
     s = _schema(schema)
     q = _Select(f"SELECT f.id, f.task_id, f.feedback_data, f.created_at FROM {s}.task_feedback f")
     data = _filter(feedback, "feedback", dict)
-    meta = _filter(task_metadata, "task_metadata", dict)
+    meta = _filter(metadata, "metadata", dict)
     if data is not None:
-        q.where("f.feedback_data @> {p}::jsonb", data)
+        q.where(contains_condition("f.feedback_data", "{p}"), data)
     if meta is not None:
-        q.where(f"f.task_id IN (SELECT t.id FROM {s}.tasks t WHERE t.metadata @> {{p}}::jsonb)", meta)
+        tasks = f"SELECT t.id FROM {s}.tasks t WHERE {contains_condition('t.metadata', '{p}')}"
+        q.where(f"f.task_id IN ({tasks})", meta)
     return q.render("f.id DESC", _limit(limit))
 
 
@@ -270,24 +203,24 @@ def contexts_query(
     data = _filter(context_data, "context_data", dict)
     history = _filter(message_history, "message_history", list)
     if data is not None:
-        q.where("c.context_data @> {p}::jsonb", data)
+        q.where(contains_condition("c.context_data", "{p}"), data)
     if history is not None:
-        q.where("c.message_history @> {p}::jsonb", history)
+        q.where(contains_condition("c.message_history", "{p}"), history)
     owner = v.check_optional_str(owner_did, "owner_did")
     if owner is not None:
         q.where("c.owner_did = {p}", owner)
     return q.render("c.seq DESC", _limit(limit))
 
 
-async def _fetch(storage: PostgresStorage, sql: str, args: list[Any]) -> list[Any]:
-    return await storage.fetch(sql, *args)  # the storage's pool, lazy connect and retries
+async def _fetch(readable: SqlReadable, sql: str, args: list[Any]) -> list[Any]:
+    return await readable.fetch(sql, *args)  # the storage's pool, lazy connect and retries
 
 
 # --- the finders -------------------------------------------------------------------------------
 
 
 def _matches(value: Any, wanted: Any, empty: Any) -> bool:
-    return wanted is None or _contains(empty if value is None else value, wanted, True)
+    return wanted is None or contains(empty if value is None else value, wanted)
 
 
 def _take(items: Any, keep: Callable[[Any], bool], limit: int | None) -> list[Any]:
@@ -305,14 +238,14 @@ def _take(items: Any, keep: Callable[[Any], bool], limit: int | None) -> list[An
 @overload
 async def find_tasks(
     storage: Storage, *, metadata: Mapping[str, Any] | None = ..., history: list[Any] | None = ...,
-    artifacts: list[Any] | None = ..., state: str | Collection[str] | None = ...,
+    artifacts: list[Any] | None = ..., states: str | Collection[str] | None = ...,
     context_id: IdLike | None = ..., owner_did: str | None = ..., limit: int | None = ...,
     as_frame: Literal[False] = ...,
 ) -> list[Task]: ...
 @overload
 async def find_tasks(
     storage: Storage, *, metadata: Mapping[str, Any] | None = ..., history: list[Any] | None = ...,
-    artifacts: list[Any] | None = ..., state: str | Collection[str] | None = ...,
+    artifacts: list[Any] | None = ..., states: str | Collection[str] | None = ...,
     context_id: IdLike | None = ..., owner_did: str | None = ..., limit: int | None = ...,
     as_frame: Literal[True],
 ) -> pd.DataFrame: ...
@@ -322,32 +255,36 @@ async def find_tasks(
     metadata: Mapping[str, Any] | None = None,
     history: list[Any] | None = None,
     artifacts: list[Any] | None = None,
-    state: str | Collection[str] | None = None,
+    states: str | Collection[str] | None = None,
     context_id: IdLike | None = None,
     owner_did: str | None = None,
     limit: int | None = None,
     as_frame: bool = False,
+    **deprecated: Any,
 ) -> list[Task] | pd.DataFrame:
     """Tasks newest first whose columns contain the given JSON fragments (``@>``).
 
     ``metadata`` is an object the task metadata must contain; ``history`` and ``artifacts`` are
     arrays of fragments, each contained by some message / artifact (for example
-    ``history=[{"role": "agent", "parts": [{"text": "done"}]}]``). ``state`` is a state or a
-    collection of states; ``context_id`` and ``owner_did`` narrow further; ``limit`` caps the
-    count. ``as_frame=True`` returns the ``tasks_frame`` rows of the found tasks instead.
+    ``history=[{"role": "agent", "parts": [{"text": "done"}]}]``). ``states`` is a state or a
+    collection of states (``state=`` is its deprecated spelling); ``context_id`` and
+    ``owner_did`` narrow further; ``limit`` caps the count. ``as_frame=True`` returns the
+    ``tasks_frame`` rows of the found tasks instead.
     """
+    states = renamed("find_tasks", deprecated, {"state": "states"}, states=states)["states"]
     frame = _as_frame(as_frame)
-    if isinstance(storage, PostgresStorage):
+    readable = sql_readable(storage)
+    if readable is not None:
         sql, args = tasks_query(
-            storage.schema, metadata=metadata, history=history, artifacts=artifacts, state=state,
+            readable.schema, metadata=metadata, history=history, artifacts=artifacts, states=states,
             context_id=context_id, owner_did=owner_did, limit=limit,
         )
-        tasks: list[Task] = [task_from_row(r) for r in await _fetch(storage, sql, args)]
+        tasks: list[Task] = [task_from_row(r) for r in await _fetch(readable, sql, args)]
     else:
         meta = _filter(metadata, "metadata", dict)
         hist = _filter(history, "history", list)
         arts = _filter(artifacts, "artifacts", list)
-        states = _states(state)
+        chosen = _states(states)
         cid = v.as_uuid(context_id, "context_id") if context_id is not None else None
         owner = v.check_optional_str(owner_did, "owner_did")
         wanted = _limit(limit)
@@ -355,7 +292,7 @@ async def find_tasks(
         def keep(record: Any) -> bool:
             task = record["task"]
             return (
-                (states is None or task["status"]["state"] in states)
+                (chosen is None or task["status"]["state"] in chosen)
                 and (cid is None or task["context_id"] == cid)
                 and (owner is None or record["owner_did"] == owner)
                 and _matches(task.get("metadata"), meta, {})
@@ -371,38 +308,42 @@ async def find_tasks(
 @overload
 async def find_feedback(
     storage: Storage, *, feedback: Mapping[str, Any] | None = ...,
-    task_metadata: Mapping[str, Any] | None = ..., limit: int | None = ...,
+    metadata: Mapping[str, Any] | None = ..., limit: int | None = ...,
     as_frame: Literal[False] = ...,
 ) -> list[FeedbackRecord]: ...
 @overload
 async def find_feedback(
     storage: Storage, *, feedback: Mapping[str, Any] | None = ...,
-    task_metadata: Mapping[str, Any] | None = ..., limit: int | None = ...,
+    metadata: Mapping[str, Any] | None = ..., limit: int | None = ...,
     as_frame: Literal[True],
 ) -> pd.DataFrame: ...
 async def find_feedback(
     storage: Storage,
     *,
     feedback: Mapping[str, Any] | None = None,
-    task_metadata: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
     limit: int | None = None,
     as_frame: bool = False,
+    **deprecated: Any,
 ) -> list[FeedbackRecord] | pd.DataFrame:
     """Feedback entries newest first whose data contains ``feedback`` (``@>``).
 
-    ``task_metadata`` keeps entries whose task's metadata contains it (for example
-    ``find_feedback(st, feedback={"rating": 1}, task_metadata={"model": "gpt"})``).
+    ``metadata`` keeps entries whose task's metadata contains it, as on every frame (for example
+    ``find_feedback(st, feedback={"rating": 1}, metadata={"model": "gpt"})``; ``task_metadata=``
+    is its deprecated spelling).
     ``as_frame=True`` returns the ``feedback_frame`` rows of the found entries instead.
     """
+    metadata = renamed("find_feedback", deprecated, {"task_metadata": "metadata"}, metadata=metadata)[
+        "metadata"
+    ]
     frame = _as_frame(as_frame)
-    if isinstance(storage, PostgresStorage):
-        sql, args = feedback_query(
-            storage.schema, feedback=feedback, task_metadata=task_metadata, limit=limit
-        )
-        entries: list[FeedbackRecord] = [dict(r) for r in await _fetch(storage, sql, args)]  # type: ignore[misc]
+    readable = sql_readable(storage)
+    if readable is not None:
+        sql, args = feedback_query(readable.schema, feedback=feedback, metadata=metadata, limit=limit)
+        entries: list[FeedbackRecord] = [dict(r) for r in await _fetch(readable, sql, args)]  # type: ignore[misc]
     else:
         data = _filter(feedback, "feedback", dict)
-        meta = _filter(task_metadata, "task_metadata", dict)
+        meta = _filter(metadata, "metadata", dict)
         wanted = _limit(limit)
         task_ok: set[Any] | None = None
         if meta is not None:
@@ -417,7 +358,7 @@ async def find_feedback(
             )
 
         entries = _take(reversed(await storage.feedback_records()), keep, wanted)
-    return await _feedback_frame(storage, entries, task_metadata) if frame else entries
+    return await _feedback_frame(storage, entries, metadata) if frame else entries
 
 
 @overload
@@ -446,12 +387,13 @@ async def find_contexts(
     ``as_frame=True`` returns the ``contexts_frame`` rows of the found contexts instead.
     """
     frame = _as_frame(as_frame)
-    if isinstance(storage, PostgresStorage):
+    readable = sql_readable(storage)
+    if readable is not None:
         sql, args = contexts_query(
-            storage.schema, context_data=context_data, message_history=message_history,
+            readable.schema, context_data=context_data, message_history=message_history,
             owner_did=owner_did, limit=limit,
         )
-        contexts: list[ContextRecord] = [dict(r) for r in await _fetch(storage, sql, args)]  # type: ignore[misc]
+        contexts: list[ContextRecord] = [dict(r) for r in await _fetch(readable, sql, args)]  # type: ignore[misc]
     else:
         data = _filter(context_data, "context_data", dict)
         hist = _filter(message_history, "message_history", list)
@@ -500,7 +442,7 @@ async def _tasks_frame(storage: Storage, tasks: list[Task], metadata: Any) -> pd
 
 
 async def _feedback_frame(
-    storage: Storage, entries: list[FeedbackRecord], task_metadata: Any
+    storage: Storage, entries: list[FeedbackRecord], metadata: Any
 ) -> pd.DataFrame:
     from bindu_storage.analysis import frames
 
@@ -509,7 +451,7 @@ async def _feedback_frame(
     times = [e["created_at"] for e in entries]
     frame = await frames.feedback_frame(
         storage,
-        metadata=_filter(task_metadata, "task_metadata", dict),
+        metadata=_filter(metadata, "metadata", dict),
         since=min(times),
         until=max(times) + timedelta(microseconds=1),
     )

@@ -19,7 +19,7 @@ from bindu_storage.dsn import describe_target
 from bindu_storage.storage.base import Storage
 from bindu_storage.storage.factory import create_storage
 from bindu_storage.storage.memory import InMemoryStorage
-from bindu_storage.storage.postgres import PostgresStorage
+from bindu_storage.storage.read import sql_readable
 from bindu_storage.types import Message
 
 DEMO_SCHEMA = "bindu_demo"
@@ -29,7 +29,7 @@ _FILTERS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("high-priority tasks", {"metadata": {"priority": "high"}}),
     ("paid and settled (x402)",
      {"metadata": {"agent": "travel-agent", "x402.payment.status": "payment-completed"}}),
-    ("failed on a timeout", {"metadata": {"error_type": "timeout"}, "state": "failed"}),
+    ("failed on a timeout", {"metadata": {"error_type": "timeout"}, "states": "failed"}),
     ("a user attached a file", {"history": [{"role": "user", "parts": [{"kind": "file"}]}]}),
 )
 
@@ -46,9 +46,10 @@ async def _open(args: argparse.Namespace) -> tuple[Storage, str]:
         return InMemoryStorage(), "in-memory backend (STORAGE_BACKEND=memory)"
     schema = target.schema or DEMO_SCHEMA
     storage = await create_storage(target.backend, settings=cfg, schema=schema, run_migrations=True)
-    assert isinstance(storage, PostgresStorage)
+    readable = sql_readable(storage)
+    assert readable is not None  # the postgres and embedded backends keep their rows in PostgreSQL
     await storage.clear_all()
-    target = describe_target(storage.database_url)
+    target = describe_target(readable.connection_dsn)  # host, port and database: never the password
     return storage, f"{cfg.backend} backend, {target}, schema {schema} (emptied)"
 
 
@@ -108,7 +109,7 @@ async def _state_table(storage: Storage) -> str:
 async def _feedback_table(storage: Storage) -> str:
     from bindu_storage.analysis.frames import feedback_frame
 
-    fb = await feedback_frame(storage, task_metadata=["agent"])
+    fb = await feedback_frame(storage, task_metadata_columns=["agent"])
     fb = fb.dropna(subset=["rating"])
     grouped = fb.groupby("metadata.agent")["rating"]
     summary = grouped.agg(["count", "mean"])
@@ -144,7 +145,7 @@ async def _filter_table(storage: Storage) -> str:
     rows = []
     for label, where in _FILTERS:
         found = await find_tasks(storage, **where)
-        shown = ", ".join(f"{k}={v}" if k == "state" else f"{k} @> {_compact(v)}" for k, v in where.items())
+        shown = ", ".join(f"{k}={v}" if k == "states" else f"{k} @> {_compact(v)}" for k, v in where.items())
         rows.append([label, shown, fmt_int(len(found))])
     return render(["question", "filter", "tasks"], rows)
 
@@ -187,7 +188,7 @@ async def run_demo(args: argparse.Namespace) -> int:
         _say("Lifecycle timings: time spent in each state")
         _say(await _timing_table(storage))
         _say()
-        where = "PostgreSQL @> on the GIN-indexed JSONB column" if isinstance(storage, PostgresStorage) \
+        where = "PostgreSQL @> on the GIN-indexed JSONB column" if sql_readable(storage) is not None \
             else "the same @> rules as PostgreSQL, in Python"
         _say(f"JSONB containment filters ({where})")
         _say(await _filter_table(storage))

@@ -1,6 +1,6 @@
 """``bindu-storage export``: one frame of the database streamed to Parquet or CSV.
 
-Chunks come from the analysis toolkit's ``iter_*_frame`` loaders (keyset-ordered reads in a
+Chunks come from the analysis toolkit's frames read with ``chunksize=`` (keyset-ordered reads in a
 read-only transaction, constant memory); each is appended to the file as it arrives. The file
 is written beside its destination and moved into place at the end, so a failed export never
 leaves half a file under the requested name. The file gets the permissions any file the user
@@ -32,11 +32,11 @@ def _loader(kind: str) -> Callable[..., AsyncIterator[pd.DataFrame]]:
     from bindu_storage.analysis import frames
 
     return {
-        "tasks": frames.iter_tasks_frame,
-        "contexts": frames.iter_contexts_frame,
-        "messages": frames.iter_messages_frame,
-        "feedback": frames.iter_feedback_frame,
-        "events": frames.iter_events_frame,
+        "tasks": frames.tasks_frame,
+        "contexts": frames.contexts_frame,
+        "messages": frames.messages_frame,
+        "feedback": frames.feedback_frame,
+        "events": frames.events_frame,
     }[kind]
 
 

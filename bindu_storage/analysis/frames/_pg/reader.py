@@ -1,15 +1,16 @@
-"""Where frames read from: a Storage's read API, or SQL on a PostgreSQL schema.
+"""Where frames read from: a storage's records, or SQL on a PostgreSQL schema.
 
-``open_source`` turns the ``source`` argument of a loader into either the in-memory storage
-(read through the Storage read API) or a ``PgReader``:
+``open_source`` turns the ``source`` argument of a frame into either a storage read as records
+(through the ``Storage`` contract) or a ``PgReader``:
 
-* a ``PostgresStorage`` is read through its public ``pool`` and ``schema``, every statement in a
-  read-only transaction;
+* a storage with the read capability (``storage.read.sql_readable``: ``PostgresStorage``, or any
+  backend implementing ``SqlReadable``) is read through its ``connection()`` and ``schema``,
+  every statement in a read-only transaction;
 * a PostgreSQL URL gets a connection of its own opened with ``default_transaction_read_only=on``
   and ``application_name=bindu-storage-frames``, closed when the loader finishes.
 
 Every read runs in a read-only transaction that first publishes the statement's parameters
-(``frames_params``). ``PgReader.fetch`` and ``PgReader.copy_csv`` survive the interruptions a
+(``params``). ``PgReader.fetch`` and ``PgReader.copy_csv`` survive the interruptions a
 long read on a hot standby meets: a query cancelled by a recovery conflict (SQLSTATE 40001, or
 57014/40P01 "conflict with recovery") or a lost connection is run again, up to ``MAX_RESUMES``
 times in a row, after reconnecting. Loaders read in keyset-ordered chunks, so "again" means
@@ -28,7 +29,7 @@ from typing import Any
 
 import asyncpg
 
-from bindu_storage.analysis.frames_params import Param, bound, from_settings, set_params_sql
+from bindu_storage.analysis.frames._pg.params import Param, bound, from_settings, set_params_sql
 from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
 from bindu_storage.errors import (
     InvalidTypeError,
@@ -39,7 +40,7 @@ from bindu_storage.errors import (
 )
 from bindu_storage.sqlnames import quote_ident, validate_schema_name
 from bindu_storage.storage.base import Storage
-from bindu_storage.storage.postgres import PostgresStorage
+from bindu_storage.storage.read import SqlReadable, sql_readable
 from bindu_storage.storage.retry import backoff, is_resumable
 
 log = logging.getLogger("bindu_storage.analysis.frames")
@@ -110,13 +111,13 @@ class SchemaInfo:
 
 
 class PgReader:
-    """Read-only SQL on one schema, through a storage's pool or a connection of its own."""
+    """Read-only SQL on one schema, through a storage's connections or a connection of its own."""
 
     def __init__(
-        self, schema: str, *, pool: asyncpg.Pool | None = None, dsn: str | None = None
+        self, schema: str, *, storage: SqlReadable | None = None, dsn: str | None = None
     ) -> None:
         self.schema = validate_schema_name(schema, "schema")
-        self._pool = pool
+        self._storage = storage
         self._dsn = dsn
         self._conn: asyncpg.Connection | None = None
         self._info: SchemaInfo | None = None
@@ -125,7 +126,7 @@ class PgReader:
         """How many interrupted reads were run again (for tests and logs)."""
 
     def __repr__(self) -> str:
-        where = describe_target(self._dsn) if self._dsn else "a storage pool"
+        where = describe_target(self._dsn) if self._dsn else "a storage's connections"
         return f"PgReader({where!r}, schema={self.schema!r})"
 
     async def _connect(self) -> asyncpg.Connection:
@@ -153,8 +154,9 @@ class PgReader:
 
     async def _once(self, work: Work, params: Sequence[Param]) -> Any:
         """Run ``work`` in a read-only transaction, after publishing ``params`` as settings."""
-        if self._pool is not None:
-            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+        if self._storage is not None:
+            async with self._storage.connection() as conn, conn.transaction(readonly=True):
+                self._connected = True
                 await conn.execute(_SET_LOCAL)
                 return await self._with_params(conn, work, params)
         if self._conn is None:
@@ -246,7 +248,7 @@ class PgReader:
         return [r["schema"] for r in rows]
 
     async def close(self) -> None:
-        """Close the connection of a URL source (a storage's pool stays open)."""
+        """Close the connection of a URL source (a storage's connections stay its own)."""
         conn, self._conn = self._conn, None
         if conn is not None:
             await conn.close()
@@ -258,14 +260,12 @@ Source = Storage | str
 
 @asynccontextmanager
 async def open_source(source: object, schema: str | None) -> AsyncIterator[Storage | PgReader]:
-    """The in-memory storage itself, or a ``PgReader`` on the schema to read."""
+    """A ``PgReader`` on the schema to read, or the storage itself, to read as records."""
     if schema is not None:
         validate_schema_name(schema, "schema")
-    if isinstance(source, PostgresStorage):
-        if source.pool is None:
-            await source.connect()
-        reader = PgReader(schema or source.schema, pool=source.pool)
-        yield reader
+    readable = sql_readable(source)
+    if readable is not None:
+        yield PgReader(schema or readable.schema, storage=readable)
         return
     if isinstance(source, Storage):
         if schema is not None:

@@ -2,7 +2,9 @@
 
 Frames read PostgreSQL through ``COPY (SELECT ...) TO STDOUT (FORMAT csv)``: the server writes
 text it already knows how to write, no Python object is made per cell, and pyarrow parses each
-column straight into its frame dtype (``frames_columns``) with explicit types, never inferred:
+column straight into its frame dtype (``_columns``) with explicit types, never inferred. Under
+``dtype_backend="pyarrow"`` the parsed Arrow arrays become the frame's columns as they are
+(``ArrowDtype``), with no conversion at all:
 
 * NULL is an unquoted empty field, an empty string a quoted one (``""``): pyarrow tells them apart
   (``quoted_strings_can_be_null=False``); values may hold newlines;
@@ -26,7 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from bindu_storage.analysis.frames_columns import STATE_DTYPE, STATES, TS_DTYPE, FlatColumn, series
+from bindu_storage.analysis.frames._columns import (
+    STATE_DTYPE,
+    STATES,
+    TS_DTYPE,
+    FlatColumn,
+    object_column,
+    series,
+)
 from bindu_storage.analysis.redact import redact, redact_arrow
 
 KEY = "key"
@@ -50,7 +59,7 @@ def decode_json(column: pa.ChunkedArray) -> Any:
     values = np.fromiter(json.loads("[" + joined + "]"), dtype=object, count=len(texts))
     for i in np.flatnonzero(pc.match_substring(texts, "{").to_numpy(zero_copy_only=False)):
         values[i] = redact(values[i])  # only an object has keys to redact
-    return values
+    return object_column(values)
 
 
 def read_csv(data: bytes, kinds: Sequence[str]) -> list[pa.ChunkedArray]:
@@ -96,8 +105,15 @@ def _mask(column: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def to_array(column: pa.ChunkedArray, kind: str) -> Any:
-    """The frame array of ``kind`` for a parsed CSV column (the dtypes of ``series``)."""
+ARROW_KINDS = frozenset({"str", "secret", "int", "Int64", "float", "bool", "ts"})
+"""Kinds whose parsed Arrow array is already the ``dtype_backend="pyarrow"`` column."""
+
+
+def to_array(column: pa.ChunkedArray, kind: str, arrow: bool = False) -> Any:
+    """The frame array of ``kind`` for a parsed CSV column (the dtypes of ``series``; with
+    ``arrow``, the Arrow array itself where ``ARROW_KINDS`` allows)."""
+    if arrow and kind in ARROW_KINDS:
+        return pd.arrays.ArrowExtensionArray(column)
     if kind in ("str", "secret"):
         return pd.array(column, dtype="str")
     if kind == "int":
@@ -128,13 +144,14 @@ def frame_from_csv(
     flat: Sequence[FlatColumn],
     keys: int,
     joined: Mapping[str, str],
+    arrow: bool = False,
 ) -> tuple[pd.DataFrame, tuple[str, ...] | None]:
     """A page's frame and the key of its last row (None when it has no rows).
 
     The CSV holds the ``selected`` fixed columns, then one per flattened column, then ``keys``
     key columns; the frame has the ``fixed`` columns in their order (missing ones null), then
     the flattened ones. ``joined`` names the selected columns to ``join_strings`` (with their
-    separators).
+    separators); ``arrow`` keeps Arrow arrays (see ``to_array``).
     """
     kind_of = dict(fixed)
     kinds = [kind_of[name] for name in selected] + [col.kind for col in flat] + [KEY] * keys
@@ -150,6 +167,6 @@ def frame_from_csv(
     frame = {}
     for name, kind in [*fixed, *((col.name, col.kind) for col in flat)]:
         column = parsed.get(name)
-        frame[name] = series([None] * length, kind) if column is None else to_array(column, kind)
+        frame[name] = series([None] * length, kind) if column is None else to_array(column, kind, arrow)
     last = tuple(column[length - 1].as_py() for column in columns[len(parsed):]) if length and keys else None
     return pd.DataFrame(frame, index=pd.RangeIndex(length), copy=False), last

@@ -1,6 +1,6 @@
-"""Running a ``FrameQuery`` on PostgreSQL: discovery, then one query or keyset-paged chunks.
+"""Reading a ``FrameQuery`` on PostgreSQL: discovery, then one query or keyset-paged chunks.
 
-Rows arrive as CSV from ``COPY (SELECT ...) TO STDOUT`` and become columns in ``frames_csv``
+Rows arrive as CSV from ``COPY (SELECT ...) TO STDOUT`` and become columns in ``csv``
 (no Python object per cell). Memory stays constant while streaming: each chunk is one ``LIMIT``
 query starting after the key of the last row read (never ``OFFSET``), decoded and handed out
 before the next is read. The flattened columns are planned once, before the first chunk, so
@@ -16,10 +16,17 @@ from typing import Any
 
 import pandas as pd
 
-from bindu_storage.analysis.frames_columns import FlatColumn, PathInfo, build_frame, plan_columns, top_keys
-from bindu_storage.analysis.frames_csv import frame_from_csv
-from bindu_storage.analysis.frames_source import PgReader
-from bindu_storage.analysis.frames_sql import NOT_INT, OTHER_KEYS, TYPE_BITS, DocRows, FlatSource, FrameQuery
+from bindu_storage.analysis.frames._columns import FlatColumn, PathInfo, build_frame, plan_columns, top_keys
+from bindu_storage.analysis.frames._pg.csv import frame_from_csv
+from bindu_storage.analysis.frames._pg.query import (
+    NOT_INT,
+    OTHER_KEYS,
+    TYPE_BITS,
+    DocRows,
+    FlatSource,
+    FrameQuery,
+)
+from bindu_storage.analysis.frames._pg.reader import PgReader
 from bindu_storage.analysis.redact import is_secret_key
 from bindu_storage.errors import InvalidValueError
 
@@ -138,6 +145,8 @@ async def plan(reader: PgReader, query: FrameQuery, limit: int | None) -> Flat:
     """Discover the key paths of every flattened JSONB column and plan the columns."""
     flat: Flat = []
     for source in query.flats:
+        if source.wanted == []:  # no column of this document is asked for: nothing to discover
+            continue
         infos = await discover(reader, source, limit)
         columns = plan_columns(
             source.prefix, infos, secret=is_secret_key, exclude=source.exclude, wanted=source.wanted
@@ -154,24 +163,30 @@ async def read_page(
     after: tuple[str, ...] | None,
     limit: int | None,
     keys: bool = True,
+    arrow: bool = False,
 ) -> tuple[pd.DataFrame, tuple[str, ...] | None]:
-    """One page as a frame, and (``keys``) the key of its last row (None when it is empty)."""
+    """One page as a frame, and (``keys``) the key of its last row (None when it is empty);
+    ``arrow``: columns Arrow can hold stay the Arrow arrays parsed (``ArrowDtype``)."""
     page = query.page(flat, after, limit, keys)
     data = await reader.copy_csv(page.sql, page.params, page.pick, page.fallback)
     selected = [name for name, _ in query.select]
     flattened = [col for _, col in flat]
     key_count = len(query.keys) if keys else 0
-    return frame_from_csv(data, selected, fixed, flattened, key_count, dict(query.joined))
+    return frame_from_csv(data, selected, fixed, flattened, key_count, dict(query.joined), arrow)
 
 
 async def read_frame(
-    reader: PgReader, query: FrameQuery, fixed: Sequence[tuple[str, str]], limit: int | None
+    reader: PgReader,
+    query: FrameQuery,
+    fixed: Sequence[tuple[str, str]],
+    limit: int | None,
+    arrow: bool = False,
 ) -> pd.DataFrame:
     """The whole frame in one query."""
     if query.empty:
         return build_frame(fixed, [], {}, 0)
     flat = await plan(reader, query, limit)
-    frame, _ = await read_page(reader, query, fixed, flat, None, limit, keys=False)
+    frame, _ = await read_page(reader, query, fixed, flat, None, limit, keys=False, arrow=arrow)
     return frame
 
 
@@ -193,6 +208,7 @@ async def read_chunks(
     chunksize: int,
     progress: bool,
     desc: str,
+    arrow: bool = False,
 ) -> AsyncIterator[pd.DataFrame]:
     """The frame as chunks of at most ``chunksize`` rows (one empty chunk when there are none)."""
     if query.empty:
@@ -209,7 +225,7 @@ async def read_chunks(
         sent = False
         while left is None or left > 0:
             size = chunksize if left is None else min(chunksize, left)
-            frame, last = await read_page(reader, query, fixed, flat, after, size)
+            frame, last = await read_page(reader, query, fixed, flat, after, size, arrow=arrow)
             if last is None:
                 break
             after = last

@@ -1,6 +1,6 @@
-"""The frame loaders on a Storage's read API (the in-memory backend, or any other Storage).
+"""The frames read as records, through the Storage contract (the in-memory backend, or any Storage).
 
-Each loader reproduces, value by value, what ``frames_sql`` makes PostgreSQL compute: the same
+Each loader reproduces, value by value, what ``_pg.statements`` makes PostgreSQL compute: the same
 filters (``TaskFilters.matches`` with ``jsonb_contains`` for ``@>``), the same JSON rules (only
 JSON strings read as text, ``pg_number_text`` for numbers), the same flattening plan
 (``plan_columns`` over the discovered key paths). The result is a dict of column lists that
@@ -16,9 +16,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from bindu_storage.analysis.filters import jsonb_contains
-from bindu_storage.analysis.frames_args import TaskFilters, within
-from bindu_storage.analysis.frames_columns import (
+from bindu_storage.analysis.frames._columns import (
+    FEEDBACK_OWN_KEYS,
     FlatColumn,
     PathInfo,
     as_int64,
@@ -26,7 +25,8 @@ from bindu_storage.analysis.frames_columns import (
     json_type,
     plan_columns,
 )
-from bindu_storage.analysis.frames_sql import FEEDBACK_OWN_KEYS
+from bindu_storage.analysis.frames._options import TaskFilters, within
+from bindu_storage.analysis.jsonb import jsonb_contains
 from bindu_storage.analysis.redact import REDACTED, is_secret_key, redact, redact_text
 from bindu_storage.storage.base import Storage
 from bindu_storage.types import TaskRecord
@@ -100,7 +100,7 @@ def flat_value(doc: Any, col: FlatColumn) -> Any:
 
 
 def plan(prefix: str, docs: Sequence[Any], wanted: list[str] | None, exclude: Any = ()) -> list[FlatColumn]:
-    """The flattened columns of ``docs`` (as ``frames_sql`` plans them from discovery)."""
+    """The flattened columns of ``docs`` (as the PostgreSQL path plans them from discovery)."""
     return plan_columns(prefix, discover(docs), secret=is_secret_key, exclude=exclude, wanted=wanted)
 
 
@@ -316,13 +316,17 @@ async def events_columns(
     return out
 
 
-async def webhooks_columns(storage: Storage, f: TaskFilters) -> Columns:
+async def webhooks_columns(storage: Storage, f: TaskFilters, limit: int | None) -> Columns:
     """The columns of ``webhooks_frame`` (token and credentials redacted)."""
     tasks = {r["task"]["id"] for r in await select_tasks(storage, f)}
     out: Columns = defaultdict(list)
+    n = 0
     for task_id, config in (await storage.load_all_webhook_configs()).items():
         if task_id not in tasks:
             continue
+        if limit is not None and n >= limit:
+            break
+        n += 1
         auth = config.get("authentication")
         auth = auth if isinstance(auth, dict) else {}
         schemes = [s for s in _array(auth.get("schemes")) if isinstance(s, str)]

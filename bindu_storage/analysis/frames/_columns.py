@@ -1,22 +1,13 @@
-"""The columns of every frame and their dtypes, in one place, for both backends.
+"""The columns of every frame and their kinds, in one place, for both read paths.
 
 Each frame has fixed leading columns (``*_COLUMNS``: name and kind) followed by flattened JSON
-columns (``FlatColumn``). Both backends hand ``build_frame`` plain Python lists per column, so
-the dtypes of a frame never depend on where its rows came from. Kinds:
-
-========  ================================  ============================================
-kind      dtype                             values
-========  ================================  ============================================
-str       ``str`` (pandas string, NaN)      text; ids as canonical UUID strings
-int       ``int64``                         counts and positions (never missing)
-Int64     ``Int64`` (nullable)              ratings; flattened JSON integers
-float     ``float64``                       means, durations; flattened JSON numbers
-bool      ``boolean`` (nullable)            flattened JSON booleans
-ts        ``datetime64[us, UTC]``           timestamps
-state     ``category`` (every task state)   task states
-object    ``object``                        flattened JSON arrays and mixed values
-secret    ``str``                           ``"***"`` wherever a secret value is present
-========  ================================  ============================================
+columns (``FlatColumn``). Both paths hand ``build_frame`` plain Python lists per column (the
+PostgreSQL path parses its CSV into the same arrays, ``_pg.csv``), so the dtypes of a frame never
+depend on where its rows came from. A kind's dtype is that of ``analysis.dtypes`` (the one
+convention): ``str`` text (ids as canonical UUID strings), ``int`` counts and positions (never
+missing), ``Int64`` ratings and flattened JSON integers, ``float`` means, durations and JSON
+numbers, ``bool`` JSON booleans, ``ts`` timestamps, ``state`` task states, ``object`` JSON arrays
+and mixed values, ``secret`` a ``str`` column of ``"***"`` wherever a secret value is present.
 """
 
 from __future__ import annotations
@@ -30,16 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bindu_storage.types import TaskState
+from bindu_storage.analysis.dtypes import STATE_DTYPE, STATES, TS_DTYPE
 
-STATES: tuple[str, ...] = TaskState.__args__  # type: ignore[attr-defined]
-"""Every task state, in lifecycle order: the categories of every ``state`` column."""
-
-STATE_DTYPE = pd.CategoricalDtype(pd.Index(STATES, dtype="str"), ordered=False)
-"""The dtype of task-state columns."""
-
-TS_DTYPE = "datetime64[us, UTC]"
-"""The dtype of timestamp columns."""
+__all__ = ["STATES", "STATE_DTYPE", "TS_DTYPE", "FlatColumn", "PathInfo", "build_frame", "plan_columns"]
 
 TASK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "str"), ("context_id", "str"), ("state", "state"), ("state_timestamp", "ts"),
@@ -61,6 +45,9 @@ CONTEXT_COLUMNS: tuple[tuple[str, str], ...] = (
 FEEDBACK_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "int"), ("task_id", "str"), ("created_at", "ts"), ("rating", "Int64"), ("comment", "str"),
 )
+FEEDBACK_OWN_KEYS: tuple[tuple[str, ...], ...] = (("rating",), ("comment",), ("feedback",))
+"""Feedback keys that have columns of their own (``feedback`` is upstream's comment), so the
+``feedback.<key>`` flattening leaves them out."""
 FEEDBACK_TASK_COLUMNS: tuple[tuple[str, str], ...] = (("context_id", "str"), ("state", "state"))
 """Joined into ``feedback_frame`` by ``with_task=True``."""
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -177,8 +164,14 @@ def series(values: Sequence[Any], kind: str) -> Any:
         out = np.empty(len(values), dtype=object)
         for i, value in enumerate(values):
             out[i] = value
-        return out
+        return object_column(out)
     raise AssertionError(f"unknown column kind {kind!r}")
+
+
+def object_column(values: np.ndarray) -> pd.Series:
+    """An ``object`` column of ``values``: pandas would infer ``str`` for an array of strings,
+    so a chunk whose values happen to be all strings would change the column's dtype."""
+    return pd.Series(values, dtype=object, copy=False)
 
 
 def build_frame(
