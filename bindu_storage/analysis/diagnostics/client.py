@@ -10,11 +10,11 @@ methods (one readable SQL statement each), so there is nothing to forward::
 
 from __future__ import annotations
 
+from bindu_storage.analysis.diagnostics import pool  # the pool topic (a module name, not a pool)
 from bindu_storage.analysis.diagnostics.bindu import BinduTopic
 from bindu_storage.analysis.diagnostics.connections import ConnectionsTopic
 from bindu_storage.analysis.diagnostics.indexes import IndexesTopic
 from bindu_storage.analysis.diagnostics.locks import LocksTopic
-from bindu_storage.analysis.diagnostics.pool import PoolTopic
 from bindu_storage.analysis.diagnostics.queries import QueriesTopic
 from bindu_storage.analysis.diagnostics.replication import ReplicationTopic
 from bindu_storage.analysis.diagnostics.report.build import build_report
@@ -28,7 +28,7 @@ from bindu_storage.storage.read import SqlReadable
 
 class Diagnostics(
     ConnectionsTopic,
-    PoolTopic,
+    pool.PoolTopic,
     QueriesTopic,
     TablesTopic,
     IndexesTopic,

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from bindu_storage.analysis.diagnostics import pool  # the pool topic (a module name, not a pool)
 from bindu_storage.analysis.diagnostics.bindu import BinduTopic
 from bindu_storage.analysis.diagnostics.connections import ConnectionsTopic
 from bindu_storage.analysis.diagnostics.indexes import IndexesTopic
 from bindu_storage.analysis.diagnostics.locks import LocksTopic
-from bindu_storage.analysis.diagnostics.pool import PoolTopic
 from bindu_storage.analysis.diagnostics.queries import QueriesTopic
 from bindu_storage.analysis.diagnostics.replication import ReplicationTopic
 from bindu_storage.analysis.diagnostics.report.measure import duration, grade, largest, levels, percent, size
@@ -126,7 +126,7 @@ async def blocked_sessions(d: LocksTopic, limit: Limit) -> Verdict:
 
 
 @check("pool saturation", "pool", "pool_saturation_percent")
-async def pool_saturation(d: PoolTopic, limit: Limit) -> Verdict:
+async def pool_saturation(d: pool.PoolTopic, limit: Limit) -> Verdict:
     row = (await d.pool_stats()).iloc[0]
     threshold = levels(limit, percent)
     if not bool(row["connected"]):
