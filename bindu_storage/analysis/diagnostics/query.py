@@ -7,7 +7,8 @@ server returns against it.
 
 Column dtypes follow the PostgreSQL types the query declares (read from the prepared statement),
 so a diagnostic that finds nothing still returns its columns with their usual dtypes. They follow
-the convention of ``bindu_storage.analysis.dtypes``, the same as the frames':
+the convention of ``bindu_storage.analysis.dtypes``, the same as the frames' (written as literals
+here so that pandas' type stubs can check each call):
 
 ============================  ==============================
 PostgreSQL type               pandas dtype
@@ -35,7 +36,6 @@ from typing import Any, TypeVar
 import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis import dtypes
 from bindu_storage.analysis.dtypes import DtypeBackend, apply_dtype_backend
 from bindu_storage.analysis.redact import redact_sql
 from bindu_storage.errors import InvalidValueError
@@ -85,7 +85,9 @@ def _select_list(sql: str) -> str:
 
 
 def _split_top_level(select_list: str) -> list[str]:
-    items, depth, quoted, current = [], 0, False, []
+    items: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
     for char in select_list:
         if char == "'":
             quoted = not quoted
@@ -146,15 +148,15 @@ def diagnostics_of(cls: type) -> dict[str, tuple[str, ...]]:
 
 def _series(values: list[Any], type_name: str) -> pd.Series | pd.api.extensions.ExtensionArray:
     if type_name in _INTEGER:
-        return pd.array(values, dtype=dtypes.NULLABLE_INTEGER)
+        return pd.array(values, dtype="Int64")
     if type_name in _FLOAT:
-        return pd.Series([math.nan if v is None else float(v) for v in values], dtype=dtypes.FLOAT)
+        return pd.Series([math.nan if v is None else float(v) for v in values], dtype="float64")
     if type_name == "bool":
-        return pd.array(values, dtype=dtypes.BOOLEAN)
+        return pd.array(values, dtype="boolean")
     if type_name in _TIMESTAMP:
-        return pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype(dtypes.TIMESTAMP)
+        return pd.to_datetime(pd.Series(values, dtype=object), utc=True).astype("datetime64[us, UTC]")
     if type_name in _TEXT:
-        return pd.Series([None if v is None else str(v) for v in values], dtype=dtypes.TEXT)
+        return pd.Series([None if v is None else str(v) for v in values], dtype="str")
     return pd.Series(values, dtype=object)
 
 
@@ -197,7 +199,7 @@ async def fetch_frame(
     rows = await statement.fetch(*args)
     frame = records_frame(rows, [a.name for a in attributes], [a.type.name for a in attributes])
     for column in redact:
-        frame[column] = frame[column].map(redact_sql, na_action="ignore").astype(dtypes.TEXT)
+        frame[column] = frame[column].map(redact_sql, na_action="ignore").astype("str")
     blank = [c for c in primary_only if c in frame.columns]
     if blank and await is_standby(conn):
         for column in blank:
@@ -210,7 +212,7 @@ async def fetch_frame(
 def check_number(value: object, what: str, minimum: float = 0, *, integer: bool = False) -> float:
     """Return ``value`` if it is a number (an integer when asked) of at least ``minimum``."""
     kinds = (int,) if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kinds) or not value >= minimum:  # type: ignore[operator]
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value >= minimum:
         kind = "an integer" if integer else "a number"
         raise InvalidValueError(f"{what} must be {kind} >= {minimum}, got {value!r}")
-    return value  # type: ignore[return-value]
+    return value

@@ -122,7 +122,7 @@ class _Bound:
         function = getattr(module, self.name, None)
         if function is None:
             raise AttributeError(f"{self.module} has no {self.name}")
-        return function  # type: ignore[no-any-return]  # a module attribute is Any
+        return function
 
     def __get__(self, obj: SyncStorage | None, owner: type | None = None) -> Callable[..., Any]:
         function = self.target()

@@ -367,7 +367,9 @@ async def stuck_tasks(d: BinduTopic, limit: Limit) -> Verdict:
         seen = f"no task waiting on the agent for over {duration(limit.warn)}{waiting}"
         return Verdict("ok", seen, threshold)
     oldest = largest(agent, "oldest_seconds")
-    per_state = ", ".join(f"{int(r.stuck_tasks)} {r.state}" for r in agent.itertuples())
+    per_state = ", ".join(
+        f"{int(count)} {state}" for state, count in zip(agent["state"], agent["stuck_tasks"], strict=True)
+    )
     return Verdict(
         grade(oldest, limit), f"{per_state}; oldest for {duration(oldest)}{waiting}", threshold,
         "the agent lost these tasks (crash or lost worker): check its logs, then fail or retry them",

@@ -47,7 +47,6 @@ from typing import Any, Literal, NamedTuple
 
 import pandas as pd
 
-from bindu_storage.analysis import dtypes
 from bindu_storage.analysis.diagnostics.report import render
 from bindu_storage.errors import InvalidValueError
 
@@ -158,7 +157,7 @@ class HealthReport:
     def status(self) -> Status:
         """``ok``, ``warn`` or ``critical``: the worst finding (skipped ones do not count)."""
         worst = max((RANK[f.status] for f in self.findings), default=0)
-        return ("ok", "warn", "critical")[max(worst, 0)]  # type: ignore[return-value]  # a Status by construction
+        return ("ok", "warn", "critical")[max(worst, 0)]
 
     @property
     def exit_code(self) -> int:
@@ -202,7 +201,7 @@ class HealthReport:
     def to_frame(self) -> pd.DataFrame:
         """One row per finding."""
         columns = [f.name for f in fields(Finding)]
-        return pd.DataFrame([asdict(f) for f in self.findings], columns=columns).astype(dtypes.TEXT)
+        return pd.DataFrame([asdict(f) for f in self.findings], columns=columns).astype("str")
 
     def to_text(self) -> str:
         """The report for a terminal: the worst findings first, advice under each problem."""
