@@ -352,6 +352,21 @@ async def test_every_diagnostic_returns_its_documented_columns(cluster: Cluster,
         assert stuck.loc[stuck["state"] == "working", "stuck_tasks"].tolist() == [1]
 
 
+async def test_one_dtype_convention_and_dtype_backend(cluster: Cluster) -> None:
+    async with Diagnostics(cluster.url()) as diag:
+        stats = await diag.table_stats()
+        queries = await diag.queries_by_total_time()
+    assert stats["table_name"].dtype == "str" and stats["live_rows"].dtype == "Int64"  # as frames
+    assert stats["dead_percent"].dtype == "float64" and stats["last_vacuum"].dtype == "datetime64[us, UTC]"
+    assert queries["query"].dtype == "str"  # redacted texts stay str
+    async with Diagnostics(cluster.url(), dtype_backend="pyarrow") as diag:
+        arrow = await diag.table_stats()
+        report = await diag.health_report()  # the checks read Arrow-backed frames as well
+    assert all(isinstance(t, pd.ArrowDtype) for t in arrow.dtypes)
+    assert arrow["table_name"].tolist() == stats["table_name"].tolist()
+    assert {f.check for f in report.findings if f.status == "skipped"} == {"pool saturation"}
+
+
 async def test_standby_leaves_primary_only_figures_empty(cluster: Cluster) -> None:
     async with (
         Diagnostics(cluster.url()) as primary,

@@ -111,6 +111,66 @@ def test_analysis_functions_are_methods_with_the_storage_bound(pg_url: str) -> N
         st.close()
 
 
+class _Probe(bn.SyncStorage):
+    """A facade with analysis functions of a module of this test, bound the way the real ones are."""
+
+    chunks = bn.proxies._Bound(__name__, "chunks_of")
+    total = bn.proxies._Bound(__name__, "total_of")
+    plain = bn.proxies._Bound(__name__, "plain_of")
+
+
+def chunks_of(storage: Storage, n: int, *, chunksize: int) -> Any:
+    """A plain def returning an async iterator, as ``tasks_frame(..., chunksize=n)`` does."""
+
+    async def chunks() -> Any:
+        for start in range(0, n, chunksize):
+            await asyncio.sleep(0)
+            yield list(range(start, min(start + chunksize, n)))
+
+    return chunks()
+
+
+class _Later:
+    """An awaitable that is not a coroutine."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __await__(self) -> Any:
+        yield from asyncio.sleep(0).__await__()
+        return self.value
+
+
+def total_of(storage: Storage, n: int) -> _Later:
+    """A plain def returning an awaitable, as ``tasks_frame(...)`` may."""
+    return _Later(n * 2)
+
+
+def plain_of(storage: Storage) -> str:
+    return type(storage).__name__
+
+
+def test_bound_functions_resolve_what_they_return() -> None:
+    with _Probe(InMemoryStorage()) as st:
+        chunks = st.chunks(5, chunksize=2)
+        assert not inspect.isasyncgen(chunks) and iter(chunks) is chunks  # a plain iterator
+        assert list(chunks) == [[0, 1], [2, 3], [4]]
+        assert st.total(21) == 42
+        assert st.plain() == "InMemoryStorage"
+        assert list(inspect.signature(st.chunks).parameters) == ["n", "chunksize"]
+        assert st.chunks.__doc__ == chunks_of.__doc__
+        half = st.chunks(10, chunksize=3)
+        assert next(half) == [0, 1, 2]
+        half.close()  # an iterator left early closes its async iterator on the loop
+
+
+def test_storage_twins_run_the_backends_own_method() -> None:
+    assert bn.SyncStorage.load_task.__doc__ == Storage.load_task.__doc__
+    assert bn.SyncStorage.load_task.__name__ == "load_task"
+    with bn.SyncStorage(InMemoryStorage()) as st:
+        assert st.count_tasks() == 0 and st.list_tasks() == []
+
+
 # --- behaviour on both backends -----------------------------------------------------------------
 
 def test_round_trip(st: bn.SyncStorage) -> None:

@@ -55,6 +55,7 @@ async def run_diagnose(args: argparse.Namespace) -> int:
         target = resolve(args, cfg, needs="reads")
         announce(args, target)
         url, schema = target.url, target.schema
+        assert url is not None  # needs="reads" refuses a target without a database
         report = await health_report(url, schema=schema)
     except Exception as exc:
         if args.format in ("json", "html"):

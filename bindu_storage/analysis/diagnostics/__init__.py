@@ -1,10 +1,11 @@
 """Read-only PostgreSQL diagnostics, split by topic the way PgHero splits its dashboard.
 
-Each diagnostic is one readable SQL query whose column aliases are plain words, returned as a
-pandas DataFrame; the topic modules document their columns:
+Each diagnostic is one readable SQL statement whose column aliases are plain words, returned as
+a pandas DataFrame, and declared once: a method of its topic class, marked with the statement it
+runs (its columns are that statement's aliases). ``Diagnostics`` is every topic at once:
 
 - ``connections``: connection usage, sessions by state and source, long queries, idle transactions
-- ``pool``: the storage's own asyncpg pool (size, idle, in use, saturation)
+- ``pool``: the storage's own pool (size, idle, in use, saturation)
 - ``queries``: ``pg_stat_statements`` top by total and by mean time
 - ``tables``: sizes (TOAST included), live/dead rows, scans, vacuum and analyze times
 - ``indexes``: usage, unused, duplicate, invalid; table and index cache hit ratios
@@ -13,9 +14,11 @@ pandas DataFrame; the topic modules document their columns:
 - ``schema``: migration status and drift from the declared schema
 - ``bindu``: tasks stuck in non-terminal states, JSONB column sizes
 - ``settings``: key server settings
-- ``report``: ``health_report`` — findings against explicit thresholds
+- ``report``: the health report — findings against explicit thresholds
 
-Start with :class:`Diagnostics` (an async context manager over a read-only connection)::
+Underneath: ``session`` (the read-only connection and the lifecycle every topic shares) and
+``query`` (a statement into a typed frame; declaring a diagnostic). Start with
+:class:`Diagnostics` (an async context manager over a read-only connection)::
 
     async with Diagnostics(url, schema="public") as diag:
         sizes = await diag.table_sizes()
@@ -24,48 +27,18 @@ Start with :class:`Diagnostics` (an async context manager over a read-only conne
 
 from __future__ import annotations
 
-from bindu_storage.analysis.diagnostics import (
-    bindu,
-    connections,
-    indexes,
-    locks,
-    pool,
-    queries,
-    replication,
-    settings,
-    tables,
-)
-from bindu_storage.analysis.diagnostics import schema as schema_checks
-from bindu_storage.analysis.diagnostics.connection import (
-    APPLICATION_NAME,
-    Diagnostics,
-    open_diagnostics_connection,
-)
+from bindu_storage.analysis.diagnostics.client import Diagnostics, health_report
 from bindu_storage.analysis.diagnostics.queries import StatementsStatus
-from bindu_storage.analysis.diagnostics.redact import redact_sql
-from bindu_storage.analysis.diagnostics.report import (
-    Finding,
-    HealthReport,
-    Limit,
-    Thresholds,
-    health_report,
-)
+from bindu_storage.analysis.diagnostics.query import diagnostics_of
+from bindu_storage.analysis.diagnostics.report import Finding, HealthReport, Limit, Thresholds
+from bindu_storage.analysis.diagnostics.session import APPLICATION_NAME, open_diagnostics_connection
+from bindu_storage.analysis.diagnostics.tables import TABLE_STATS_PRIMARY_ONLY
+from bindu_storage.analysis.redact import redact_sql
 
-DIAGNOSTICS: dict[str, tuple[str, ...]] = {
-    **connections.COLUMNS,
-    **pool.COLUMNS,
-    **queries.COLUMNS,
-    **tables.COLUMNS,
-    **indexes.COLUMNS,
-    **locks.COLUMNS,
-    **replication.COLUMNS,
-    **schema_checks.COLUMNS,
-    **bindu.COLUMNS,
-    **settings.COLUMNS,
-}
+DIAGNOSTICS: dict[str, tuple[str, ...]] = diagnostics_of(Diagnostics)
 """Every diagnostic (a ``Diagnostics`` method of that name) and the columns of its frame."""
 
-PRIMARY_ONLY: dict[str, tuple[str, ...]] = dict(tables.PRIMARY_ONLY)
+PRIMARY_ONLY: dict[str, tuple[str, ...]] = {"table_stats": TABLE_STATS_PRIMARY_ONLY}
 """Columns left empty on a hot standby, per diagnostic (only a primary keeps these figures)."""
 
 __all__ = [

@@ -1,17 +1,10 @@
 """Bindu-specific checks: tasks stuck in a non-terminal state, and how big the JSONB columns get.
 
-==============  =================================================================
-diagnostic      columns
-==============  =================================================================
-stuck_tasks     state, waiting_on, stuck_tasks, oldest_since, oldest_seconds
-jsonb_sizes     table_name, column_name, values_counted, avg_bytes, max_bytes,
-                total_bytes
-==============  =================================================================
-
-``stuck_tasks`` counts, per non-terminal state, the tasks that entered it (``state_timestamp``)
-longer than ``older_than_seconds`` ago. ``waiting_on`` says whose move it is: ``agent`` for
-``submitted``, ``working`` and ``unknown`` (the agent should be progressing the task), ``caller``
-for ``input-required`` and ``auth-required`` (the task waits for its user, a long wait is normal).
+Each diagnostic's columns are the aliases of its statement below. ``stuck_tasks`` counts, per
+non-terminal state, the tasks that entered it (``state_timestamp``) longer than
+``older_than_seconds`` ago. ``waiting_on`` says whose move it is: ``agent`` for ``submitted``,
+``working`` and ``unknown`` (the agent should be progressing the task), ``caller`` for
+``input-required`` and ``auth-required`` (the task waits for its user, a long wait is normal).
 
 ``jsonb_sizes`` measures the stored (possibly compressed) size of each JSONB value with
 ``pg_column_size``, for every JSONB column of the Bindu tables present in the schema. It reads
@@ -23,21 +16,13 @@ Both need ``SELECT`` on the Bindu tables (grant it to the monitoring role).
 
 from __future__ import annotations
 
-import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis.diagnostics.query import check_number, fetch_frame, records_frame
+from bindu_storage.analysis.diagnostics.query import check_number, columns_of, diagnostic
+from bindu_storage.analysis.diagnostics.session import Session
 from bindu_storage.errors import InvalidValueError
-from bindu_storage.sqlnames import quote_ident, validate_schema_name
+from bindu_storage.sqlnames import quote_ident
 from bindu_storage.types import TASK_STATES, TERMINAL_STATES
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "stuck_tasks": ("state", "waiting_on", "stuck_tasks", "oldest_since", "oldest_seconds"),
-    "jsonb_sizes": (
-        "table_name", "column_name", "values_counted", "avg_bytes", "max_bytes", "total_bytes",
-    ),
-}
-"""The documented columns of each diagnostic of this topic."""
 
 WAITING_ON_CALLER: frozenset[str] = frozenset({"input-required", "auth-required"})
 """Non-terminal states in which the task waits for its caller, not for the agent."""
@@ -80,43 +65,48 @@ SELECT {table_label}::text AS table_name,
        coalesce(sum(pg_column_size({column})), 0)::bigint AS total_bytes
 FROM {schema}.{table} {sample}"""
 
-
-async def stuck_tasks(
-    conn: asyncpg.Connection, schema: str = "public", older_than_seconds: float = 900.0
-) -> pd.DataFrame:
-    """Tasks in a non-terminal state entered more than ``older_than_seconds`` ago, by state."""
-    sql = STUCK_TASKS.format(schema=quote_ident(validate_schema_name(schema)))
-    seconds = float(check_number(older_than_seconds, "older_than_seconds"))
-    return await fetch_frame(
-        conn, sql, list(OPEN_STATES), seconds, sorted(WAITING_ON_CALLER), columns=COLUMNS["stuck_tasks"]
-    )
+_JSONB_SIZE_TYPES = ("text", "text", "int8", "float8", "int8", "int8")
+"""The PostgreSQL types of ``JSONB_SIZE_OF_ONE_COLUMN``' columns, for the frame of no column."""
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-async def jsonb_sizes(
-    conn: asyncpg.Connection, schema: str = "public", sample_percent: float | None = None
-) -> pd.DataFrame:
-    """Average, largest and total stored size of every JSONB column of the Bindu tables."""
-    name = validate_schema_name(schema)
-    sample = ""
-    if sample_percent is not None:
-        number = isinstance(sample_percent, int | float) and not isinstance(sample_percent, bool)
-        if not number or not 0 < sample_percent <= 100:
-            raise InvalidValueError(f"sample_percent must be a number in (0, 100], got {sample_percent!r}")
-        sample = f"TABLESAMPLE SYSTEM ({float(sample_percent)!r})"
-    found = await conn.fetch(JSONB_COLUMNS, name, list(BINDU_TABLES))
-    if not found:
-        return records_frame([], COLUMNS["jsonb_sizes"], ("text", "text", "int8", "float8", "int8", "int8"))
-    parts = [
-        JSONB_SIZE_OF_ONE_COLUMN.format(
-            table_label=_literal(row["table_name"]), column_label=_literal(row["column_name"]),
-            column=quote_ident(row["column_name"]), schema=quote_ident(name),
-            table=quote_ident(row["table_name"]), sample=sample,
-        )
-        for row in found
-    ]
-    sql = "\nUNION ALL\n".join(parts) + "\nORDER BY total_bytes DESC, table_name, column_name"
-    return await fetch_frame(conn, sql, columns=COLUMNS["jsonb_sizes"])
+class BinduTopic(Session):
+    """Bindu-specific checks: stuck tasks and JSONB sizes."""
+
+    @diagnostic(STUCK_TASKS)
+    async def stuck_tasks(self, schema: str | None = None, older_than_seconds: float = 900.0) -> pd.DataFrame:
+        """Tasks in a non-terminal state entered more than ``older_than_seconds`` ago, by state."""
+        sql = STUCK_TASKS.format(schema=quote_ident(self._schema(schema)))
+        seconds = float(check_number(older_than_seconds, "older_than_seconds"))
+        return await self._fetch(sql, list(OPEN_STATES), seconds, sorted(WAITING_ON_CALLER))
+
+    @diagnostic(JSONB_SIZE_OF_ONE_COLUMN)
+    async def jsonb_sizes(
+        self, schema: str | None = None, sample_percent: float | None = None
+    ) -> pd.DataFrame:
+        """Average, largest and total stored size of every JSONB column of the Bindu tables."""
+        name = self._schema(schema)
+        sample = ""
+        if sample_percent is not None:
+            number = isinstance(sample_percent, int | float) and not isinstance(sample_percent, bool)
+            if not number or not 0 < sample_percent <= 100:
+                raise InvalidValueError(
+                    f"sample_percent must be a number in (0, 100], got {sample_percent!r}"
+                )
+            sample = f"TABLESAMPLE SYSTEM ({float(sample_percent)!r})"
+        found = await (await self._open_connection()).fetch(JSONB_COLUMNS, name, list(BINDU_TABLES))
+        if not found:
+            return self._records([], columns_of(JSONB_SIZE_OF_ONE_COLUMN), _JSONB_SIZE_TYPES)
+        parts = [
+            JSONB_SIZE_OF_ONE_COLUMN.format(
+                table_label=_literal(row["table_name"]), column_label=_literal(row["column_name"]),
+                column=quote_ident(row["column_name"]), schema=quote_ident(name),
+                table=quote_ident(row["table_name"]), sample=sample,
+            )
+            for row in found
+        ]
+        sql = "\nUNION ALL\n".join(parts) + "\nORDER BY total_bytes DESC, table_name, column_name"
+        return await self._fetch(sql)

@@ -2,41 +2,15 @@
 
 All from ``pg_stat_activity`` (client backends only; the diagnostics session itself is left
 out). A ``pg_monitor`` role sees every session's query text; query texts are redacted.
-
-==========================  ==================================================================
-diagnostic                  columns
-==========================  ==================================================================
-connection_usage            max_connections, reserved_connections, sessions, usage_percent
-sessions_by_state           state, sessions, waiting_on_lock, longest_in_state_seconds
-connection_sources          database, user_name, application, client_address, sessions
-long_running_queries        pid, database, user_name, application, client_address,
-                            running_seconds, wait_event_type, wait_event, query
-idle_in_transaction         pid, database, user_name, application, client_address,
-                            transaction_seconds, idle_seconds, last_query
-==========================  ==================================================================
+Each diagnostic's columns are the aliases of its statement below.
 """
 
 from __future__ import annotations
 
-import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis.diagnostics.query import check_number, fetch_frame
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "connection_usage": ("max_connections", "reserved_connections", "sessions", "usage_percent"),
-    "sessions_by_state": ("state", "sessions", "waiting_on_lock", "longest_in_state_seconds"),
-    "connection_sources": ("database", "user_name", "application", "client_address", "sessions"),
-    "long_running_queries": (
-        "pid", "database", "user_name", "application", "client_address", "running_seconds",
-        "wait_event_type", "wait_event", "query",
-    ),
-    "idle_in_transaction": (
-        "pid", "database", "user_name", "application", "client_address", "transaction_seconds",
-        "idle_seconds", "last_query",
-    ),
-}
-"""The documented columns of each diagnostic of this topic."""
+from bindu_storage.analysis.diagnostics.query import check_number, diagnostic
+from bindu_storage.analysis.diagnostics.session import Session
 
 CONNECTION_USAGE = """
 SELECT current_setting('max_connections')::int AS max_connections,
@@ -105,35 +79,35 @@ ORDER BY idle_seconds DESC
 """
 
 
-async def connection_usage(conn: asyncpg.Connection) -> pd.DataFrame:
-    """One row: client sessions against ``max_connections`` (minus the superuser reserve)."""
-    return await fetch_frame(conn, CONNECTION_USAGE, columns=COLUMNS["connection_usage"])
+class ConnectionsTopic(Session):
+    """Connections: usage, sessions by state and source, long queries, idle transactions."""
 
+    @diagnostic(CONNECTION_USAGE)
+    async def connection_usage(self) -> pd.DataFrame:
+        """One row: client sessions against ``max_connections`` (minus the superuser reserve)."""
+        return await self._fetch(CONNECTION_USAGE)
 
-async def sessions_by_state(conn: asyncpg.Connection) -> pd.DataFrame:
-    """Client sessions per state (active, idle, idle in transaction…), with lock waiters."""
-    return await fetch_frame(conn, SESSIONS_BY_STATE, columns=COLUMNS["sessions_by_state"])
+    @diagnostic(SESSIONS_BY_STATE)
+    async def sessions_by_state(self) -> pd.DataFrame:
+        """Client sessions per state (active, idle, idle in transaction…), with lock waiters."""
+        return await self._fetch(SESSIONS_BY_STATE)
 
+    @diagnostic(CONNECTION_SOURCES)
+    async def connection_sources(self) -> pd.DataFrame:
+        """Client sessions per database, user, application and client address."""
+        return await self._fetch(CONNECTION_SOURCES)
 
-async def connection_sources(conn: asyncpg.Connection) -> pd.DataFrame:
-    """Client sessions per database, user, application and client address."""
-    return await fetch_frame(conn, CONNECTION_SOURCES, columns=COLUMNS["connection_sources"])
+    @diagnostic(LONG_RUNNING_QUERIES)
+    async def long_running_queries(self, min_seconds: float = 60.0) -> pd.DataFrame:
+        """Statements running for at least ``min_seconds``, longest first."""
+        seconds = float(check_number(min_seconds, "min_seconds"))
+        return await self._fetch(LONG_RUNNING_QUERIES, seconds, redact=["query"])
 
+    @diagnostic(IDLE_IN_TRANSACTION)
+    async def idle_in_transaction(self, min_seconds: float = 0.0) -> pd.DataFrame:
+        """Sessions idle inside an open transaction for at least ``min_seconds``, longest first.
 
-async def long_running_queries(conn: asyncpg.Connection, min_seconds: float = 60.0) -> pd.DataFrame:
-    """Statements running for at least ``min_seconds``, longest first."""
-    return await fetch_frame(
-        conn, LONG_RUNNING_QUERIES, float(check_number(min_seconds, "min_seconds")),
-        columns=COLUMNS["long_running_queries"], redact=["query"],
-    )
-
-
-async def idle_in_transaction(conn: asyncpg.Connection, min_seconds: float = 0.0) -> pd.DataFrame:
-    """Sessions idle inside an open transaction for at least ``min_seconds``, longest first.
-
-    Such a session holds its locks and its snapshot, which keeps vacuum from removing dead rows.
-    """
-    return await fetch_frame(
-        conn, IDLE_IN_TRANSACTION, float(check_number(min_seconds, "min_seconds")),
-        columns=COLUMNS["idle_in_transaction"], redact=["last_query"],
-    )
+        Such a session holds its locks and its snapshot, which keeps vacuum from removing dead rows.
+        """
+        seconds = float(check_number(min_seconds, "min_seconds"))
+        return await self._fetch(IDLE_IN_TRANSACTION, seconds, redact=["last_query"])

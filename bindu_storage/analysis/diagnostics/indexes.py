@@ -1,21 +1,9 @@
 """Indexes of one schema: usage, size, unused, duplicate and invalid ones; cache hit ratios.
 
-==================  =================================================================
-diagnostic          columns
-==================  =================================================================
-index_usage         table_name, index_name, scans, tuples_read, tuples_fetched,
-                    size_bytes, size, is_unique, is_primary_key, is_valid, definition
-unused_indexes      table_name, index_name, scans, size_bytes, size, definition,
-                    declared, purpose
-duplicate_indexes   table_name, index_name, covered_by, size_bytes, definition,
-                    covering_definition, declared
-invalid_indexes     table_name, index_name, size_bytes, still_maintained, definition
-cache_hit_ratios    object_type, hits, reads, hit_percent
-==================  =================================================================
-
-Scan counts are per server: on a hot standby they count the standby's own reads, so an index
-"unused" there may serve the primary (check both before dropping anything). Unique and
-constraint indexes are never reported as unused: they enforce rules, not speed.
+Each diagnostic's columns are the aliases of its statement below. Scan counts are per server: on a
+hot standby they count the standby's own reads, so an index "unused" there may serve the primary
+(check both before dropping anything). Unique and constraint indexes are never reported as unused:
+they enforce rules, not speed.
 
 ``declared`` marks an index the migrations create (``schema.EXPECTED``, matched by table and
 index name, as the drift check does) and ``purpose`` says what uses it: such an index is the
@@ -32,33 +20,15 @@ reads, but still maintained on writes while ``still_maintained``.
 
 from __future__ import annotations
 
-import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis.diagnostics.query import check_number, fetch_frame
-from bindu_storage.sqlnames import validate_schema_name
+from bindu_storage.analysis.diagnostics.query import check_number, diagnostic
+from bindu_storage.analysis.diagnostics.session import Session
 from bindu_storage.storage.schema import EXPECTED
 
 _DECLARED = tuple(list(column) for column in zip(*((i.table, i.name, i.purpose) for i in EXPECTED.indexes),
                                                   strict=True))
 """The indexes the migrations declare, as arrays for the queries: tables, names, purposes."""
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "index_usage": (
-        "table_name", "index_name", "scans", "tuples_read", "tuples_fetched", "size_bytes", "size",
-        "is_unique", "is_primary_key", "is_valid", "definition",
-    ),
-    "unused_indexes": (
-        "table_name", "index_name", "scans", "size_bytes", "size", "definition", "declared", "purpose",
-    ),
-    "duplicate_indexes": (
-        "table_name", "index_name", "covered_by", "size_bytes", "definition", "covering_definition",
-        "declared",
-    ),
-    "invalid_indexes": ("table_name", "index_name", "size_bytes", "still_maintained", "definition"),
-    "cache_hit_ratios": ("object_type", "hits", "reads", "hit_percent"),
-}
-"""The documented columns of each diagnostic of this topic."""
 
 INDEX_USAGE = """
 SELECT s.relname AS table_name,
@@ -165,39 +135,32 @@ ORDER BY object_type DESC
 """
 
 
-async def index_usage(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
-    """Every index of ``schema``: how often it was scanned, its size and its definition."""
-    return await fetch_frame(conn, INDEX_USAGE, validate_schema_name(schema), columns=COLUMNS["index_usage"])
+class IndexesTopic(Session):
+    """Indexes of one schema: usage, unused, duplicate and invalid ones; cache hit ratios."""
 
+    @diagnostic(INDEX_USAGE)
+    async def index_usage(self, schema: str | None = None) -> pd.DataFrame:
+        """Every index of ``schema``: how often it was scanned, its size and its definition."""
+        return await self._fetch(INDEX_USAGE, self._schema(schema))
 
-async def unused_indexes(
-    conn: asyncpg.Connection, schema: str = "public", max_scans: int = 0
-) -> pd.DataFrame:
-    """Non-unique indexes scanned at most ``max_scans`` times, largest first; ``declared`` ones are
-    the migrations' own (keep them: ``purpose`` says what uses them)."""
-    return await fetch_frame(
-        conn, UNUSED_INDEXES, validate_schema_name(schema),
-        int(check_number(max_scans, "max_scans", integer=True)), *_DECLARED, columns=COLUMNS["unused_indexes"]
-    )
+    @diagnostic(UNUSED_INDEXES)
+    async def unused_indexes(self, schema: str | None = None, max_scans: int = 0) -> pd.DataFrame:
+        """Non-unique indexes scanned at most ``max_scans`` times, largest first; ``declared`` ones are
+        the migrations' own (keep them: ``purpose`` says what uses them)."""
+        scans = int(check_number(max_scans, "max_scans", integer=True))
+        return await self._fetch(UNUSED_INDEXES, self._schema(schema), scans, *_DECLARED)
 
+    @diagnostic(DUPLICATE_INDEXES)
+    async def duplicate_indexes(self, schema: str | None = None) -> pd.DataFrame:
+        """Indexes made redundant by another index of the same table (see the module docstring)."""
+        return await self._fetch(DUPLICATE_INDEXES, self._schema(schema), *_DECLARED[:2])
 
-async def duplicate_indexes(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
-    """Indexes made redundant by another index of the same table (see the module docstring)."""
-    return await fetch_frame(
-        conn, DUPLICATE_INDEXES, validate_schema_name(schema), *_DECLARED[:2],
-        columns=COLUMNS["duplicate_indexes"],
-    )
+    @diagnostic(INVALID_INDEXES)
+    async def invalid_indexes(self, schema: str | None = None) -> pd.DataFrame:
+        """Indexes left invalid by a failed concurrent build."""
+        return await self._fetch(INVALID_INDEXES, self._schema(schema))
 
-
-async def invalid_indexes(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
-    """Indexes left invalid by a failed concurrent build."""
-    return await fetch_frame(
-        conn, INVALID_INDEXES, validate_schema_name(schema), columns=COLUMNS["invalid_indexes"]
-    )
-
-
-async def cache_hit_ratios(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
-    """Share of table and index block reads of ``schema`` served from shared buffers."""
-    return await fetch_frame(
-        conn, CACHE_HIT_RATIOS, validate_schema_name(schema), columns=COLUMNS["cache_hit_ratios"]
-    )
+    @diagnostic(CACHE_HIT_RATIOS)
+    async def cache_hit_ratios(self, schema: str | None = None) -> pd.DataFrame:
+        """Share of table and index block reads of ``schema`` served from shared buffers."""
+        return await self._fetch(CACHE_HIT_RATIOS, self._schema(schema))

@@ -1,28 +1,17 @@
 """Blocked and blocking sessions, paired through ``pg_blocking_pids``.
 
-Columns of ``blocked_sessions`` (one row per blocked/blocking pair): ``blocked_pid,
-blocked_user, blocked_application, waiting_seconds, waiting_for, blocked_query, blocking_pid,
-blocking_user, blocking_application, blocking_state, blocking_transaction_seconds,
-blocking_query``. ``waiting_for`` names the lock type and mode asked for; query texts are redacted.
+``blocked_sessions`` has one row per blocked/blocking pair, with the columns of its statement
+below. ``waiting_for`` names the lock type and mode asked for; query texts are redacted.
 A blocking session that is ``idle in transaction`` is the usual culprit: its transaction holds
 locks while the application does something else.
 """
 
 from __future__ import annotations
 
-import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis.diagnostics.query import fetch_frame
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "blocked_sessions": (
-        "blocked_pid", "blocked_user", "blocked_application", "waiting_seconds", "waiting_for",
-        "blocked_query", "blocking_pid", "blocking_user", "blocking_application", "blocking_state",
-        "blocking_transaction_seconds", "blocking_query",
-    ),
-}
-"""The documented columns of each diagnostic of this topic."""
+from bindu_storage.analysis.diagnostics.query import diagnostic
+from bindu_storage.analysis.diagnostics.session import Session
 
 BLOCKED_SESSIONS = """
 SELECT blocked.pid AS blocked_pid,
@@ -50,9 +39,10 @@ ORDER BY waiting_seconds DESC, blocked_pid, blocking_pid
 """
 
 
-async def blocked_sessions(conn: asyncpg.Connection) -> pd.DataFrame:
-    """Sessions waiting for a lock, each with the session that holds it, longest wait first."""
-    return await fetch_frame(
-        conn, BLOCKED_SESSIONS, columns=COLUMNS["blocked_sessions"],
-        redact=["blocked_query", "blocking_query"],
-    )
+class LocksTopic(Session):
+    """Blocked and blocking sessions."""
+
+    @diagnostic(BLOCKED_SESSIONS)
+    async def blocked_sessions(self) -> pd.DataFrame:
+        """Sessions waiting for a lock, each with the session that holds it, longest wait first."""
+        return await self._fetch(BLOCKED_SESSIONS, redact=["blocked_query", "blocking_query"])

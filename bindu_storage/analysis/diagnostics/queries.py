@@ -1,9 +1,8 @@
 """Slow queries from ``pg_stat_statements``: top by total time and by mean time.
 
 Statements of the current database only, grouped by normalised text (constants become ``$n``);
-utility statements that keep their literals are redacted. Columns of both diagnostics:
-``query, calls, total_ms, mean_ms, max_ms, rows, percent_of_total_time, cache_hit_percent,
-user_name``.
+utility statements that keep their literals are redacted. Both diagnostics have the columns of
+``TOP_QUERIES``.
 
 When the extension is not usable the diagnostics return an empty frame whose ``attrs["note"]``
 says what is missing and what to do, and :func:`statements_status` tells the health report the
@@ -29,19 +28,9 @@ from typing import Literal
 import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis.diagnostics.query import check_number, fetch_frame, records_frame
+from bindu_storage.analysis.diagnostics.query import check_number, columns_of, diagnostic
+from bindu_storage.analysis.diagnostics.session import Session
 from bindu_storage.sqlnames import quote_ident
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    name: (
-        "query", "calls", "total_ms", "mean_ms", "max_ms", "rows", "percent_of_total_time",
-        "cache_hit_percent", "user_name",
-    )
-    for name in ("queries_by_total_time", "queries_by_mean_time")
-}
-"""The documented columns of each diagnostic of this topic."""
-
-_TYPES = ("text", "int8", "float8", "float8", "float8", "int8", "float8", "float8", "text")
 
 PRELOAD = (
     "add pg_stat_statements to shared_preload_libraries in postgresql.conf (or ALTER SYSTEM) and "
@@ -96,6 +85,9 @@ ORDER BY {order} DESC
 LIMIT $1
 """
 
+_TYPES = ("text", "int8", "float8", "float8", "float8", "int8", "float8", "float8", "text")
+"""The PostgreSQL types of ``TOP_QUERIES``' columns, for the empty frame when it cannot run."""
+
 
 Problem = Literal["", "not preloaded", "not created", "no permission", "own statements only"]
 """What keeps ``pg_stat_statements`` from being fully read (see the module docstring)."""
@@ -133,91 +125,89 @@ async def _loads(conn: asyncpg.Connection, extension_schema: str) -> bool:
     return True
 
 
-async def statements_status(conn: asyncpg.Connection) -> StatementsStatus:
-    """Find out whether ``pg_stat_statements`` is preloaded, created here and readable by this role.
+class QueriesTopic(Session):
+    """Slow queries from ``pg_stat_statements``, and whether it can be read here."""
 
-    Reads only (settings, catalogs, privilege functions and one call of the extension's function),
-    so it runs on a hot standby and as a monitoring role.
-    """
-    row = await conn.fetchrow(EXTENSION_STATUS)
-    assert row is not None
-    role, schema = row["role_name"], row["extension_schema"]
-    if row["version"] is None:
-        if row["preloaded"] is False:
+    async def statements_status(self) -> StatementsStatus:
+        """Find out whether ``pg_stat_statements`` is preloaded, created here and readable by this role.
+
+        Reads only (settings, catalogs, privilege functions and one call of the extension's function),
+        so it runs on a hot standby and as a monitoring role.
+        """
+        conn = await self._open_connection()
+        row = await conn.fetchrow(EXTENSION_STATUS)
+        assert row is not None
+        role, schema = row["role_name"], row["extension_schema"]
+        if row["version"] is None:
+            if row["preloaded"] is False:
+                return StatementsStatus(
+                    False, "pg_stat_statements is not in shared_preload_libraries and the extension is not "
+                    "created in this database", f"{PRELOAD}, then {CREATE}", None, "not preloaded",
+                )
+            if row["preloaded"] is None:  # this role may not read shared_preload_libraries
+                return StatementsStatus(
+                    False, "the pg_stat_statements extension is not created in this database",
+                    f"{CREATE}; if the server does not load the library yet (this role cannot read "
+                    f"shared_preload_libraries), first {PRELOAD}", None, "not created",
+                )
             return StatementsStatus(
-                False, "pg_stat_statements is not in shared_preload_libraries and the extension is not "
-                "created in this database", f"{PRELOAD}, then {CREATE}", None, "not preloaded",
+                False, "pg_stat_statements is preloaded but the extension is not created in this database",
+                f"{CREATE}; no restart needed, the server already loads the library", None, "not created",
             )
-        if row["preloaded"] is None:  # this role may not read shared_preload_libraries
+        read_all = READ_ALL.format(role=_name(role))
+        if not row["readable"]:
+            on = _name(schema)
+            who = _name(role)
+            grants = (f"as the extension's owner, on the primary: GRANT USAGE ON SCHEMA {on} TO {who}; "
+                      f"GRANT SELECT ON {on}.pg_stat_statements TO {who}; GRANT EXECUTE ON FUNCTION "
+                      f"{on}.pg_stat_statements(boolean) TO {who}")
             return StatementsStatus(
-                False, "the pg_stat_statements extension is not created in this database", f"{CREATE}; if "
-                "the server does not load the library yet (this role cannot read shared_preload_libraries), "
-                f"first {PRELOAD}", None, "not created",
+                False, f"role {role} may not read pg_stat_statements (a privilege on its schema, view or "
+                "function is missing)", grants + ("" if row["reads_all"] else f"; and {read_all}"),
+                schema, "no permission",
             )
-        return StatementsStatus(
-            False, "pg_stat_statements is preloaded but the extension is not created in this database",
-            f"{CREATE}; no restart needed, the server already loads the library", None, "not created",
-        )
-    read_all = READ_ALL.format(role=_name(role))
-    if not row["readable"]:
-        on = _name(schema)
-        grants = (f"as the extension's owner, on the primary: GRANT USAGE ON SCHEMA {on} TO {_name(role)}; "
-                  f"GRANT SELECT ON {on}.pg_stat_statements TO {_name(role)}; GRANT EXECUTE ON FUNCTION "
-                  f"{on}.pg_stat_statements(boolean) TO {_name(role)}")
-        return StatementsStatus(
-            False, f"role {role} may not read pg_stat_statements (a privilege on its schema, view or "
-            "function is missing)", grants + ("" if row["reads_all"] else f"; and {read_all}"),
-            schema, "no permission",
-        )
-    if row["preloaded"] is False or not await _loads(conn, schema):
-        return StatementsStatus(
-            False, "the pg_stat_statements extension is created but the server did not load the library "
-            "(not in shared_preload_libraries)", f"{PRELOAD}; the extension is already created here",
-            schema, "not preloaded",
-        )
-    if not row["reads_all"]:
-        return StatementsStatus(
-            True, f"role {role} is not a member of pg_read_all_stats: other roles' statements show as "
-            "<insufficient privilege>", read_all, schema, "own statements only",
-        )
-    return StatementsStatus(True, "", "", schema)
-
-
-async def _top(conn: asyncpg.Connection, order: str, name: str, limit: int, min_calls: int) -> pd.DataFrame:
-    check_number(limit, "limit", 1, integer=True)
-    check_number(min_calls, "min_calls", 0, integer=True)
-    status = await statements_status(conn)
-    if status.available:
-        assert status.extension_schema is not None
-        view = f"{quote_ident(status.extension_schema)}.pg_stat_statements"
-        try:
-            frame = await fetch_frame(
-                conn, TOP_QUERIES.format(view=view, order=order), limit, min_calls,
-                columns=COLUMNS[name], redact=["query"],
+        if row["preloaded"] is False or not await _loads(conn, schema):
+            return StatementsStatus(
+                False, "the pg_stat_statements extension is created but the server did not load the library "
+                "(not in shared_preload_libraries)", f"{PRELOAD}; the extension is already created here",
+                schema, "not preloaded",
             )
-        except asyncpg.ObjectNotInPrerequisiteStateError:  # the library went away since the check
-            status = StatementsStatus(
-                False, "the server did not load pg_stat_statements", PRELOAD, None, "not preloaded"
+        if not row["reads_all"]:
+            return StatementsStatus(
+                True, f"role {role} is not a member of pg_read_all_stats: other roles' statements show as "
+                "<insufficient privilege>", read_all, schema, "own statements only",
             )
-        else:
-            if status.reason:
-                frame.attrs["note"] = f"{status.reason}: {status.advice}"
-            return frame
-    frame = records_frame([], COLUMNS[name], _TYPES)
-    frame.attrs["note"] = f"{status.reason}: {status.advice}"
-    return frame
+        return StatementsStatus(True, "", "", schema)
 
+    async def _top(self, order: str, limit: int, min_calls: int) -> pd.DataFrame:
+        check_number(limit, "limit", 1, integer=True)
+        check_number(min_calls, "min_calls", 0, integer=True)
+        status = await self.statements_status()
+        if status.available:
+            assert status.extension_schema is not None
+            view = f"{quote_ident(status.extension_schema)}.pg_stat_statements"
+            try:
+                frame = await self._fetch(
+                    TOP_QUERIES.format(view=view, order=order), limit, min_calls, redact=["query"]
+                )
+            except asyncpg.ObjectNotInPrerequisiteStateError:  # the library went away since the check
+                status = StatementsStatus(
+                    False, "the server did not load pg_stat_statements", PRELOAD, None, "not preloaded"
+                )
+            else:
+                if status.reason:
+                    frame.attrs["note"] = f"{status.reason}: {status.advice}"
+                return frame
+        frame = self._records([], columns_of(TOP_QUERIES), _TYPES)
+        frame.attrs["note"] = f"{status.reason}: {status.advice}"
+        return frame
 
-async def queries_by_total_time(
-    conn: asyncpg.Connection, limit: int = 10, min_calls: int = 1
-) -> pd.DataFrame:
-    """The statements that used the most execution time in total (where the server's time goes)."""
-    return await _top(conn, "s.total_exec_time", "queries_by_total_time", limit, min_calls)
+    @diagnostic(TOP_QUERIES)
+    async def queries_by_total_time(self, limit: int = 10, min_calls: int = 1) -> pd.DataFrame:
+        """The statements that used the most execution time in total (where the server's time goes)."""
+        return await self._top("s.total_exec_time", limit, min_calls)
 
-
-async def queries_by_mean_time(
-    conn: asyncpg.Connection, limit: int = 10, min_calls: int = 1
-) -> pd.DataFrame:
-    """The statements slowest on average per call (what users wait for)."""
-    return await _top(conn, "s.mean_exec_time", "queries_by_mean_time", limit, min_calls)
-
+    @diagnostic(TOP_QUERIES)
+    async def queries_by_mean_time(self, limit: int = 10, min_calls: int = 1) -> pd.DataFrame:
+        """The statements slowest on average per call (what users wait for)."""
+        return await self._top("s.mean_exec_time", limit, min_calls)

@@ -1,18 +1,7 @@
 """Replication: is this server a primary or a standby, how far behind, who streams from it.
 
-==================  =================================================================
-diagnostic          columns
-==================  =================================================================
-replication_status  role, replay_paused, received_lsn, replayed_lsn, replay_lag_bytes,
-                    replay_lag_seconds, last_replayed_at, connected_standbys
-replicas            pid, application, client_address, state, sync_state, sent_lsn,
-                    replayed_lsn, lag_bytes, write_lag_seconds, flush_lag_seconds,
-                    replay_lag_seconds
-replication_slots   slot_name, slot_type, database, active, retained_wal_bytes,
-                    retained_wal
-==================  =================================================================
-
-``replication_status`` has one row. On a standby the lag columns are filled (on a primary they
+Each diagnostic's columns are the aliases of its statement below. ``replication_status`` has
+one row. On a standby the lag columns are filled (on a primary they
 are empty): ``replay_lag_seconds`` is the age of the last replayed transaction, or 0 when the
 standby has replayed everything it received (an idle primary sends nothing new, which is not
 lag). ``replicas`` lists ``pg_stat_replication``: the standbys streaming from this server (on
@@ -22,25 +11,10 @@ slot keeps on disk: an inactive slot retains WAL without limit.
 
 from __future__ import annotations
 
-import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis.diagnostics.query import fetch_frame
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "replication_status": (
-        "role", "replay_paused", "received_lsn", "replayed_lsn", "replay_lag_bytes",
-        "replay_lag_seconds", "last_replayed_at", "connected_standbys",
-    ),
-    "replicas": (
-        "pid", "application", "client_address", "state", "sync_state", "sent_lsn", "replayed_lsn",
-        "lag_bytes", "write_lag_seconds", "flush_lag_seconds", "replay_lag_seconds",
-    ),
-    "replication_slots": (
-        "slot_name", "slot_type", "database", "active", "retained_wal_bytes", "retained_wal",
-    ),
-}
-"""The documented columns of each diagnostic of this topic."""
+from bindu_storage.analysis.diagnostics.query import diagnostic
+from bindu_storage.analysis.diagnostics.session import Session
 
 # Every function that fails on one kind of server sits in the CASE branch of the other kind.
 REPLICATION_STATUS = """
@@ -91,16 +65,20 @@ ORDER BY retained_wal_bytes DESC NULLS LAST, slot_name
 """
 
 
-async def replication_status(conn: asyncpg.Connection) -> pd.DataFrame:
-    """One row: primary or standby, and on a standby how far replay is behind."""
-    return await fetch_frame(conn, REPLICATION_STATUS, columns=COLUMNS["replication_status"])
+class ReplicationTopic(Session):
+    """Replication: this server's role and lag, its standbys, its slots."""
 
+    @diagnostic(REPLICATION_STATUS)
+    async def replication_status(self) -> pd.DataFrame:
+        """One row: primary or standby, and on a standby how far replay is behind."""
+        return await self._fetch(REPLICATION_STATUS)
 
-async def replicas(conn: asyncpg.Connection) -> pd.DataFrame:
-    """The standbys streaming from this server, with their lag in bytes and seconds."""
-    return await fetch_frame(conn, REPLICAS, columns=COLUMNS["replicas"])
+    @diagnostic(REPLICAS)
+    async def replicas(self) -> pd.DataFrame:
+        """The standbys streaming from this server, with their lag in bytes and seconds."""
+        return await self._fetch(REPLICAS)
 
-
-async def replication_slots(conn: asyncpg.Connection) -> pd.DataFrame:
-    """Replication slots and the WAL each keeps on disk, most first."""
-    return await fetch_frame(conn, REPLICATION_SLOTS, columns=COLUMNS["replication_slots"])
+    @diagnostic(REPLICATION_SLOTS)
+    async def replication_slots(self) -> pd.DataFrame:
+        """Replication slots and the WAL each keeps on disk, most first."""
+        return await self._fetch(REPLICATION_SLOTS)

@@ -1,25 +1,18 @@
 """Key server settings, from ``pg_settings``.
 
-Columns of ``server_settings``: ``name, value, setting, unit, source, pending_restart,
-category, description``. ``value`` is the setting as PostgreSQL prints it (``128MB``), ``setting``
-and ``unit`` the raw figure (``16384`` of ``8kB``). ``source`` says where it was set (default,
-configuration file, …); ``pending_restart`` that the file was changed but the server not
-restarted. A ``pg_monitor`` role (member of ``pg_read_all_settings``) sees every row.
+``server_settings`` has the columns of its statement below. ``value`` is the setting as PostgreSQL
+prints it (``128MB``), ``setting`` and ``unit`` the raw figure (``16384`` of ``8kB``). ``source``
+says where it was set (default, configuration file, …); ``pending_restart`` that the file was
+changed but the server not restarted. A ``pg_monitor`` role (member of ``pg_read_all_settings``)
+sees every row.
 """
 
 from __future__ import annotations
 
-import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis.diagnostics.query import fetch_frame
-
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "server_settings": (
-        "name", "value", "setting", "unit", "source", "pending_restart", "category", "description",
-    ),
-}
-"""The documented columns of each diagnostic of this topic."""
+from bindu_storage.analysis.diagnostics.query import diagnostic
+from bindu_storage.analysis.diagnostics.session import Session
 
 KEY_SETTINGS: tuple[str, ...] = (
     "server_version",
@@ -66,8 +59,10 @@ ORDER BY wanted.position
 """
 
 
-async def server_settings(
-    conn: asyncpg.Connection, names: tuple[str, ...] | list[str] = KEY_SETTINGS
-) -> pd.DataFrame:
-    """The settings named in ``names`` (by default :data:`KEY_SETTINGS`), in that order."""
-    return await fetch_frame(conn, SERVER_SETTINGS, list(names), columns=COLUMNS["server_settings"])
+class SettingsTopic(Session):
+    """Key server settings."""
+
+    @diagnostic(SERVER_SETTINGS)
+    async def server_settings(self, names: tuple[str, ...] | list[str] = KEY_SETTINGS) -> pd.DataFrame:
+        """The settings named in ``names`` (by default :data:`KEY_SETTINGS`), in that order."""
+        return await self._fetch(SERVER_SETTINGS, list(names))

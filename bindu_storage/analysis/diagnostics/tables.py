@@ -1,53 +1,25 @@
 """Tables of one schema: space (TOAST included) and maintenance (dead rows, scans, vacuum).
 
-==============  =====================================================================
-diagnostic      columns
-==============  =====================================================================
-table_sizes     table_name, estimated_rows, total_bytes, table_bytes, toast_bytes,
-                index_bytes, total_size
-table_stats     table_name, live_rows, dead_rows, dead_percent, seq_scans,
-                seq_rows_read, index_scans, index_scan_percent, rows_inserted,
-                rows_updated, rows_hot_updated, rows_deleted, modified_since_analyze,
-                last_vacuum, last_autovacuum, last_analyze, last_autoanalyze
-==============  =====================================================================
-
-``table_bytes`` is the main heap (free-space and visibility maps included), ``toast_bytes`` the
-TOAST table and its index (where large JSONB values live), ``index_bytes`` every index, and
-``total_bytes`` their sum (each measured once, so the parts always add up).
-``estimated_rows`` is the planner's estimate (empty until the table was first analyzed).
-In ``table_stats`` the row counts and vacuum/analyze times are kept only by the primary; on a
-standby they are empty, and scan counts are the standby's own reads.
+Each diagnostic's columns are the aliases of its statement below. ``table_bytes`` is the main heap
+(free-space and visibility maps included), ``toast_bytes`` the TOAST table and its index (where
+large JSONB values live), ``index_bytes`` every index, and ``total_bytes`` their sum (each measured
+once, so the parts always add up). ``estimated_rows`` is the planner's estimate (empty until the
+table was first analyzed). In ``table_stats`` the row counts and vacuum/analyze times are kept only
+by the primary; on a standby they are empty, and scan counts are the standby's own reads.
 """
 
 from __future__ import annotations
 
-import asyncpg
 import pandas as pd
 
-from bindu_storage.analysis.diagnostics.query import fetch_frame
-from bindu_storage.sqlnames import validate_schema_name
+from bindu_storage.analysis.diagnostics.query import diagnostic
+from bindu_storage.analysis.diagnostics.session import Session
 
-COLUMNS: dict[str, tuple[str, ...]] = {
-    "table_sizes": (
-        "table_name", "estimated_rows", "total_bytes", "table_bytes", "toast_bytes", "index_bytes",
-        "total_size",
-    ),
-    "table_stats": (
-        "table_name", "live_rows", "dead_rows", "dead_percent", "seq_scans", "seq_rows_read",
-        "index_scans", "index_scan_percent", "rows_inserted", "rows_updated", "rows_hot_updated",
-        "rows_deleted", "modified_since_analyze", "last_vacuum", "last_autovacuum", "last_analyze",
-        "last_autoanalyze",
-    ),
-}
-"""The documented columns of each diagnostic of this topic."""
-
-PRIMARY_ONLY: dict[str, tuple[str, ...]] = {
-    "table_stats": (
-        "live_rows", "dead_rows", "dead_percent", "rows_inserted", "rows_updated", "rows_hot_updated",
-        "rows_deleted", "modified_since_analyze", "last_vacuum", "last_autovacuum", "last_analyze",
-        "last_autoanalyze",
-    ),
-}
+TABLE_STATS_PRIMARY_ONLY: tuple[str, ...] = (
+    "live_rows", "dead_rows", "dead_percent", "rows_inserted", "rows_updated", "rows_hot_updated",
+    "rows_deleted", "modified_since_analyze", "last_vacuum", "last_autovacuum", "last_analyze",
+    "last_autoanalyze",
+)
 """Columns only a primary can fill (empty on a hot standby)."""
 
 TABLE_SIZES = """
@@ -94,16 +66,15 @@ ORDER BY dead_rows DESC, table_name
 """
 
 
-async def table_sizes(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
-    """Space used by each table of ``schema``: heap, TOAST and indexes, largest first."""
-    return await fetch_frame(
-        conn, TABLE_SIZES, validate_schema_name(schema), columns=COLUMNS["table_sizes"]
-    )
+class TablesTopic(Session):
+    """Tables of one schema: space and maintenance."""
 
+    @diagnostic(TABLE_SIZES)
+    async def table_sizes(self, schema: str | None = None) -> pd.DataFrame:
+        """Space used by each table of ``schema``: heap, TOAST and indexes, largest first."""
+        return await self._fetch(TABLE_SIZES, self._schema(schema))
 
-async def table_stats(conn: asyncpg.Connection, schema: str = "public") -> pd.DataFrame:
-    """Live and dead rows, sequential vs index scans and the last (auto)vacuum/analyze."""
-    return await fetch_frame(
-        conn, TABLE_STATS, validate_schema_name(schema),
-        columns=COLUMNS["table_stats"], primary_only=PRIMARY_ONLY["table_stats"],
-    )
+    @diagnostic(TABLE_STATS)
+    async def table_stats(self, schema: str | None = None) -> pd.DataFrame:
+        """Live and dead rows, sequential vs index scans and the last (auto)vacuum/analyze."""
+        return await self._fetch(TABLE_STATS, self._schema(schema), primary_only=TABLE_STATS_PRIMARY_ONLY)
