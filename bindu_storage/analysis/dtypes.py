@@ -64,8 +64,12 @@ _ARROW = {
 
 def check_dtype_backend(value: object) -> DtypeBackend | None:
     """``value`` when it is ``None`` or one of ``DTYPE_BACKENDS``; else ``InvalidValueError``."""
-    if value is None or value in DTYPE_BACKENDS:
-        return value  # type: ignore[return-value]  # narrowed by the membership test
+    if value is None:
+        return None
+    if value == "numpy_nullable":
+        return "numpy_nullable"
+    if value == "pyarrow":
+        return "pyarrow"
     raise InvalidValueError(
         f"dtype_backend must be None, 'numpy_nullable' or 'pyarrow', got {value!r}"
     )

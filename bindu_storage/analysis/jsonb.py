@@ -58,7 +58,7 @@ def _number_equal(a: int | float, b: int | float) -> bool:
     f, n = (a, b) if isinstance(a, float) else (b, a)
     # PostgreSQL sees the float as the decimal json.dumps writes (its shortest repr), not as
     # its binary value: float(2**60) is written 1.152921504606847e+18, which is not 2**60.
-    return f.is_integer() and Decimal(repr(f)) == n
+    return float(f).is_integer() and Decimal(repr(f)) == n
 
 
 def contains(container: Any, contained: Any) -> bool:

@@ -49,8 +49,8 @@ async def _open(args: argparse.Namespace) -> tuple[Storage, str]:
     readable = sql_readable(storage)
     assert readable is not None  # the postgres and embedded backends keep their rows in PostgreSQL
     await storage.clear_all()
-    target = describe_target(readable.connection_dsn)  # host, port and database: never the password
-    return storage, f"{cfg.backend} backend, {target}, schema {schema} (emptied)"
+    where = describe_target(readable.connection_dsn)  # host, port and database: never the password
+    return storage, f"{cfg.backend} backend, {where}, schema {schema} (emptied)"
 
 
 def _message(task_id: uuid.UUID, context_id: uuid.UUID, role: str, text: str) -> Message:
@@ -130,11 +130,12 @@ async def _timing_table(storage: Storage) -> str:
     grouped = spent.groupby("from_state", observed=True)["duration_s"]
     summary = grouped.agg(["count", "median"])
     summary["p90"] = grouped.quantile(0.9)
+    stats: dict[Any, dict[Any, Any]] = summary.to_dict("index")
     order = ["submitted", "working", "input-required", "auth-required"]
     rows = [
-        [state, fmt_int(summary.loc[state, "count"]), fmt_seconds(summary.loc[state, "median"]),
-         fmt_seconds(summary.loc[state, "p90"])]
-        for state in order if state in summary.index
+        [state, fmt_int(stats[state]["count"]), fmt_seconds(stats[state]["median"]),
+         fmt_seconds(stats[state]["p90"])]
+        for state in order if state in stats
     ]
     return render(["state", "visits", "median", "p90"], rows)
 

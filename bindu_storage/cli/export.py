@@ -14,7 +14,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,16 +28,18 @@ if TYPE_CHECKING:
 FORMATS = {".parquet": "parquet", ".csv": "csv"}
 
 
-def _loader(kind: str) -> Callable[..., AsyncIterator[pd.DataFrame]]:
+def _loader(kind: str) -> Callable[..., Any]:
+    """The frame function of ``kind`` (called with ``chunksize=``: an async iterator of frames)."""
     from bindu_storage.analysis import frames
 
-    return {
+    loaders: dict[str, Callable[..., Any]] = {
         "tasks": frames.tasks_frame,
         "contexts": frames.contexts_frame,
         "messages": frames.messages_frame,
         "feedback": frames.feedback_frame,
         "events": frames.events_frame,
-    }[kind]
+    }
+    return loaders[kind]
 
 
 class _ParquetSink:

@@ -355,7 +355,8 @@ async def list_schemas(source: Source) -> list[str]:
 def _iterator(name: str, frame: Callable[..., Any]) -> Callable[..., Chunks]:
     def iterate(source: Source, *, chunksize: int = 50_000, **options: Any) -> Chunks:
         warn_renamed(f"{name}()", f"{frame.__name__}(..., chunksize={chunksize})")
-        return frame(source, chunksize=chunksize, **options)  # type: ignore[no-any-return]
+        chunks: Chunks = frame(source, chunksize=chunksize, **options)
+        return chunks
 
     iterate.__name__ = iterate.__qualname__ = name
     iterate.__doc__ = (

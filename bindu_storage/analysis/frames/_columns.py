@@ -13,7 +13,7 @@ and mixed values, ``secret`` a ``str`` column of ``"***"`` wherever a secret val
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -177,7 +177,7 @@ def object_column(values: np.ndarray) -> pd.Series:
 def build_frame(
     fixed: Sequence[tuple[str, str]],
     flat: Sequence[FlatColumn],
-    columns: dict[str, Sequence[Any]],
+    columns: Mapping[str, Sequence[Any]],
     length: int,
 ) -> pd.DataFrame:
     """A frame of the fixed columns, then the flattened ones, from per-column value lists."""

@@ -327,8 +327,8 @@ async def webhooks_columns(storage: Storage, f: TaskFilters, limit: int | None) 
         if limit is not None and n >= limit:
             break
         n += 1
-        auth = config.get("authentication")
-        auth = auth if isinstance(auth, dict) else {}
+        given = config.get("authentication")
+        auth: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
         schemes = [s for s in _array(auth.get("schemes")) if isinstance(s, str)]
         out["task_id"].append(str(task_id))
         out["config_id"].append(_id(config.get("id")))

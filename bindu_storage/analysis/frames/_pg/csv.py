@@ -124,8 +124,8 @@ def to_array(column: pa.ChunkedArray, kind: str, arrow: bool = False) -> Any:
     if kind == "float":
         return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
     if kind == "bool":
-        values = np.asarray(column.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
-        return pd.arrays.BooleanArray(values, _mask(column))
+        flags = np.asarray(column.fill_null(False).to_numpy(zero_copy_only=False), dtype=np.bool_)
+        return pd.arrays.BooleanArray(flags, _mask(column))
     if kind == "ts":
         micros = np.asarray(column.cast(pa.int64()).fill_null(_NAT).to_numpy(), dtype=np.int64)
         return pd.DatetimeIndex(micros.view("datetime64[us]")).tz_localize("UTC").astype(TS_DTYPE).array

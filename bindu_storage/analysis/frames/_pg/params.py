@@ -79,7 +79,8 @@ def bound(sql: str, params: Sequence[Param]) -> tuple[str, list[Any]]:
 
     Parameters are numbered by first use: PostgreSQL needs every ``$n`` it is given to appear.
     """
-    parts, numbers = _split(sql), {}
+    parts = _split(sql)
+    numbers: dict[int, int] = {}
     for i in range(1, len(parts), 2):
         slot = int(parts[i])
         n = numbers.setdefault(slot, len(numbers) + 1)

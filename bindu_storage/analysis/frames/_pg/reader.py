@@ -197,7 +197,8 @@ class PgReader:
         """The rows of a read: ``args`` bound as ``$1``..., or frame SQL with ``params``."""
         if params:
             sql, args = bound(sql, params)
-        return await self._run(lambda conn: conn.fetch(sql, *args), ())  # type: ignore[no-any-return]
+        rows: list[asyncpg.Record] = await self._run(lambda conn: conn.fetch(sql, *args), ())
+        return rows
 
     async def copy_csv(
         self,
@@ -222,7 +223,8 @@ class PgReader:
             await conn.copy_from_query(statement, output=out, format="csv")
             return out.getvalue()
 
-        return await self._run(work, params)  # type: ignore[no-any-return]
+        data: bytes = await self._run(work, params)
+        return data
 
     async def _drop_connection(self) -> None:
         conn, self._conn = self._conn, None
