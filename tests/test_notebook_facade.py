@@ -201,9 +201,14 @@ def test_analysis_methods_match_the_async_functions(st: bn.SyncStorage) -> None:
     assert isinstance(frame, pd.DataFrame)
     assert list(frame["id"]) == [str(ids[0]), str(ids[2])]
     pd.testing.assert_frame_equal(frame, st.run(frames.tasks_frame(st.storage, states=["completed"])))
-    chunks = list(st.iter_tasks_frame(chunksize=2))
+    chunks = st.tasks_frame(chunksize=2)  # a plain iterator of frames, as pandas.read_sql gives
+    assert not isinstance(chunks, pd.DataFrame)
+    chunks = list(chunks)
     assert [len(c) for c in chunks] == [2, 1]
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), st.tasks_frame())
+    with pytest.warns(DeprecationWarning, match=r"use tasks_frame\(\.\.\., chunksize=2\)"):
+        old = list(st.iter_tasks_frame(chunksize=2))  # the deprecated alias, for one release
+    pd.testing.assert_frame_equal(pd.concat(old, ignore_index=True), st.tasks_frame())
     assert [t["id"] for t in st.find_tasks(metadata={"even": True})] == [ids[2], ids[0]]
     assert list(st.find_feedback(feedback={"rating": 2}, as_frame=True)["task_id"]) == [str(ids[1])]
     assert len(st.messages_frame()) == 3
