@@ -95,7 +95,10 @@ def _window(items: Iterable[Any], length: int | None, offset: int) -> list[Any]:
 
 
 class InMemoryStorage(Storage):
-    """Keeps everything in process memory; the default backend. ``close()`` keeps the data.
+    """Keeps everything in process memory; the default backend.
+
+    ``close()`` keeps the data: operations then raise ``StorageClosedError`` until ``connect()``
+    reopens the storage with everything still in it (the lifecycle of ``storage.base``).
 
     ``clock`` (a public attribute too) returns the current time as an aware UTC datetime; every
     timestamp the storage records comes from it. Replays of recorded data (``synthetic.load``)
@@ -112,9 +115,11 @@ class InMemoryStorage(Storage):
         self._webhooks: dict[UUID, PushNotificationConfig] = {}
         self._feedback_ids = itertools.count(1)
         self._event_ids = itertools.count(1)
+        self._closed = False
 
     def __repr__(self) -> str:
-        return f"InMemoryStorage(tasks={len(self._tasks)}, contexts={len(self._contexts)})"
+        closed = ", closed" if self._closed else ""
+        return f"InMemoryStorage(tasks={len(self._tasks)}, contexts={len(self._contexts)}{closed})"
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -147,6 +152,7 @@ class InMemoryStorage(Storage):
     # --- tasks -------------------------------------------------------------------------------
 
     async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         if history_length is not None:
             v.check_window(history_length, 0, "history_length")
@@ -156,6 +162,7 @@ class InMemoryStorage(Storage):
     async def submit_task(
         self, context_id: IdLike, message: Message, caller_did: str | None = None
     ) -> Task:
+        self._ensure_open()
         cid = v.as_uuid(context_id, "context_id")
         caller = v.check_optional_str(caller_did, "caller_did")
         msg = v.messages([message], "message")[0]
@@ -193,6 +200,7 @@ class InMemoryStorage(Storage):
         new_messages: Sequence[Message] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Task:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         v.check_state(state)
         arts = v.artifacts(new_artifacts)
@@ -218,6 +226,7 @@ class InMemoryStorage(Storage):
         return row.to_task()
 
     async def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         chunk = v.artifacts([artifact], "artifact")[0]
         row = self._tasks.get(tid)
@@ -233,6 +242,7 @@ class InMemoryStorage(Storage):
         row.updated_at = self.clock()
 
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         v.check_state(from_state, "from_state")
         v.check_state(to_state, "to_state")
@@ -254,12 +264,14 @@ class InMemoryStorage(Storage):
     async def list_tasks(
         self, length: int | None = None, offset: int = 0, owner_did: str | None = None
     ) -> list[Task]:
+        self._ensure_open()
         v.check_window(length, offset)
         owner = v.check_optional_str(owner_did, "owner_did")
         rows = self._owned(reversed(self._tasks.values()), owner)
         return [r.to_task() for r in _window(rows, length, offset)]
 
     async def count_tasks(self, status: str | None = None) -> int:
+        self._ensure_open()
         if status is None:
             return len(self._tasks)
         v.check_state(status, "status")
@@ -272,6 +284,7 @@ class InMemoryStorage(Storage):
         offset: int = 0,
         owner_did: str | None = None,
     ) -> list[Task]:
+        self._ensure_open()
         cid = v.as_uuid(context_id, "context_id")
         v.check_window(length, offset)
         owner = v.check_optional_str(owner_did, "owner_did")
@@ -282,16 +295,19 @@ class InMemoryStorage(Storage):
         return [r.to_task() for r in _window(rows, length, offset)]
 
     async def get_task_owner(self, task_id: IdLike) -> str | None:
+        self._ensure_open()
         row = self._tasks.get(v.as_uuid(task_id, "task_id"))
         return row.owner_did if row else None
 
     # --- contexts ----------------------------------------------------------------------------
 
     async def load_context(self, context_id: IdLike) -> dict[str, Any] | None:
+        self._ensure_open()
         ctx = self._contexts.get(v.as_uuid(context_id, "context_id"))
         return clone(ctx.context_data) if ctx else None
 
     async def update_context(self, context_id: IdLike, context: dict[str, Any]) -> None:
+        self._ensure_open()
         cid = v.as_uuid(context_id, "context_id")
         data = v.json_object(context, "context")
         now = self.clock()
@@ -300,6 +316,7 @@ class InMemoryStorage(Storage):
         ctx.updated_at = now
 
     async def append_to_contexts(self, context_id: IdLike, messages: Sequence[Message]) -> None:
+        self._ensure_open()
         cid = v.as_uuid(context_id, "context_id")
         msgs = v.required_messages(messages, "messages")
         now = self.clock()
@@ -310,6 +327,7 @@ class InMemoryStorage(Storage):
     async def list_contexts(
         self, length: int | None = None, offset: int = 0, owner_did: str | None = None
     ) -> list[ContextSummary]:
+        self._ensure_open()
         v.check_window(length, offset)
         owner = v.check_optional_str(owner_did, "owner_did")
         rows: Iterable[_ContextRow] = reversed(self._contexts.values())
@@ -326,10 +344,12 @@ class InMemoryStorage(Storage):
         ]
 
     async def get_context_owner(self, context_id: IdLike) -> str | None:
+        self._ensure_open()
         ctx = self._contexts.get(v.as_uuid(context_id, "context_id"))
         return ctx.owner_did if ctx else None
 
     async def clear_context(self, context_id: IdLike) -> None:
+        self._ensure_open()
         ctx = self._contexts.pop(v.as_uuid(context_id, "context_id"), None)
         if ctx is not None:
             self._forget_tasks(set(ctx.task_ids))
@@ -345,6 +365,7 @@ class InMemoryStorage(Storage):
                 del self._events[eid]
 
     async def clear_all(self) -> None:
+        self._ensure_open()
         self._tasks.clear()
         self._contexts.clear()
         self._feedback.clear()
@@ -355,6 +376,7 @@ class InMemoryStorage(Storage):
     # --- feedback ----------------------------------------------------------------------------
 
     async def store_task_feedback(self, task_id: IdLike, feedback_data: dict[str, Any]) -> None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         data = v.json_object(feedback_data, "feedback_data")
         if tid not in self._tasks:
@@ -364,6 +386,7 @@ class InMemoryStorage(Storage):
         self._attached.setdefault(tid, _Attachments()).feedback_ids.append(fid)
 
     async def get_task_feedback(self, task_id: IdLike) -> list[dict[str, Any]] | None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         attached = self._attached.get(tid)
         found = [clone(self._feedback[i]["feedback_data"]) for i in attached.feedback_ids] if attached else []
@@ -372,6 +395,7 @@ class InMemoryStorage(Storage):
     # --- webhook configs ---------------------------------------------------------------------
 
     async def save_webhook_config(self, task_id: IdLike, config: PushNotificationConfig) -> None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         data = v.json_object(config, "config")
         if tid not in self._tasks:
@@ -379,13 +403,16 @@ class InMemoryStorage(Storage):
         self._webhooks[tid] = data  # type: ignore[assignment]
 
     async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
+        self._ensure_open()
         config = self._webhooks.get(v.as_uuid(task_id, "task_id"))
         return clone(config) if config is not None else None
 
     async def delete_webhook_config(self, task_id: IdLike) -> None:
+        self._ensure_open()
         self._webhooks.pop(v.as_uuid(task_id, "task_id"), None)
 
     async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
+        self._ensure_open()
         return {tid: clone(cfg) for tid, cfg in self._webhooks.items()}
 
     # --- analysis read API -------------------------------------------------------------------
@@ -393,6 +420,7 @@ class InMemoryStorage(Storage):
     async def task_records(
         self, limit: int | None = None, offset: int = 0, since: datetime | None = None
     ) -> list[TaskRecord]:
+        self._ensure_open()
         v.check_window(limit, offset, "limit")
         rows: Iterable[_TaskRow] = self._tasks.values()
         if since is not None:
@@ -406,6 +434,7 @@ class InMemoryStorage(Storage):
     async def context_records(
         self, limit: int | None = None, offset: int = 0
     ) -> list[ContextRecord]:
+        self._ensure_open()
         v.check_window(limit, offset, "limit")
         return [
             {"context_id": c.id, "context_data": clone(c.context_data),
@@ -417,6 +446,7 @@ class InMemoryStorage(Storage):
     async def feedback_records(
         self, limit: int | None = None, offset: int = 0
     ) -> list[FeedbackRecord]:
+        self._ensure_open()
         v.check_window(limit, offset, "limit")
         return [
             {**f, "feedback_data": clone(f["feedback_data"])}  # type: ignore[typeddict-item]
@@ -426,6 +456,7 @@ class InMemoryStorage(Storage):
     async def task_events(
         self, task_id: IdLike | None = None, limit: int | None = None, offset: int = 0
     ) -> list[TaskEvent]:
+        self._ensure_open()
         v.check_window(limit, offset, "limit")
         events: Iterable[TaskEvent] = self._events.values()
         if task_id is not None:
@@ -435,5 +466,10 @@ class InMemoryStorage(Storage):
 
     # --- lifecycle ---------------------------------------------------------------------------
 
+    async def connect(self) -> None:
+        """Reopen the storage if closed (nothing to acquire); the data is still there."""
+        self._closed = False
+
     async def close(self) -> None:
-        """Nothing to release; the data stays (unlike upstream, close() never wipes it)."""
+        """Close the storage; the data stays (unlike upstream, close() never wipes it)."""
+        self._closed = True

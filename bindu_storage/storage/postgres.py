@@ -1,7 +1,8 @@
 """PostgresStorage: an asyncpg pool over the schema the alembic revisions declare.
 
-Lifecycle: ``connect()`` migrates (if enabled) and opens the pool; ``close()`` closes it and
-keeps the data; the storage is also an async context manager and connects lazily on first use.
+Lifecycle (``storage.base``): ``connect()`` migrates (if enabled) and opens the pool; a new
+storage connects lazily on first use; ``close()`` closes the pool and keeps the data, and from
+then on every operation raises ``StorageClosedError`` until ``connect()`` reopens it.
 Each operation is one statement where SQL allows it (``update_task`` is one CTE that locks the
 row, de-duplicates appends, updates and logs the event), so a retry after a lost connection
 applies a write at most once. Transient failures are retried ``postgres_max_retries`` times with
@@ -136,10 +137,11 @@ class PostgresStorage(Storage):
         self.run_migrations = cfg.run_migrations_on_startup if run_migrations is None else run_migrations
         self.sql = Statements.for_schema(self.schema)
         self._pool: asyncpg.Pool | None = None
+        self._closed = False
         self._connect_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
-        state = "connected" if self._pool is not None else "not connected"
+        state = "closed" if self._closed else "connected" if self._pool is not None else "not connected"
         return f"PostgresStorage({describe_target(self._dsn)!r}, schema={self.schema!r}, {state})"
 
     @property
@@ -164,7 +166,8 @@ class PostgresStorage(Storage):
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection for the block, connecting first if needed (for analysis reads)."""
+        """A pooled connection for the block, connecting a new storage first (for analysis reads);
+        ``StorageClosedError`` once closed."""
         pool = await self._pool_or_connect()
         conn = await self._acquire(pool, "fetch")
         try:
@@ -185,8 +188,14 @@ class PostgresStorage(Storage):
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def connect(self) -> None:
-        """Run migrations if enabled, then open the pool (idempotent)."""
+        """Run migrations if enabled, then open the pool; reopens a closed storage (idempotent)."""
+        await self._open(reopen=True)
+
+    async def _open(self, *, reopen: bool) -> None:
+        """Open the pool; a lazy open (``reopen=False``) refuses a closed storage."""
         async with self._connect_lock:
+            if self._closed and not reopen:
+                raise self._closed_error()
             if self._pool is not None:
                 return
             if self.run_migrations:
@@ -196,6 +205,7 @@ class PostgresStorage(Storage):
 
                 await self._retry(lambda: migrate.upgrade(self._dsn, self.schema), "migrate")
             self._pool = await self._retry(self._create_pool, "connect")
+            self._closed = False
 
     async def _create_pool(self) -> asyncpg.Pool:
         return await asyncpg.create_pool(
@@ -215,10 +225,13 @@ class PostgresStorage(Storage):
         )
 
     async def close(self) -> None:
-        """Close the pool; the data stays. Idempotent."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        """Close the pool (waiting for connections in use); the data stays. Later operations
+        raise ``StorageClosedError`` until ``connect()``. Idempotent."""
+        async with self._connect_lock:  # after a connect in progress, not racing it
+            self._closed = True
+            pool, self._pool = self._pool, None
+            if pool is not None:
+                await pool.close()
 
     # --- execution with retries --------------------------------------------------------------
 
@@ -280,14 +293,22 @@ class PostgresStorage(Storage):
         )
 
     async def _pool_or_connect(self) -> asyncpg.Pool:
-        if self._pool is None:
-            await self.connect()
-        assert self._pool is not None
-        return self._pool
+        """The open pool; a new storage connects first, a closed one raises ``StorageClosedError``."""
+        pool = self._pool
+        if pool is None:
+            await self._open(reopen=False)
+            pool = self._pool
+            if pool is None:  # closed while this call waited for the connect lock
+                raise self._closed_error()
+        return pool
 
     async def _acquire(self, pool: asyncpg.Pool, what: str) -> asyncpg.Connection:
         try:
             return await pool.acquire(timeout=self.timeout)
+        except asyncpg.InterfaceError:
+            if self._closed or pool.is_closing():  # closed after this call took the pool
+                raise self._closed_error() from None
+            raise
         except TimeoutError:
             raise StorageTimeoutError(
                 f"{what} timed out waiting for a pooled connection: none became free within "
