@@ -42,7 +42,9 @@ A storage is *new*, *open* or *closed*:
   it explicitly. An argument that is invalid may be refused (``InvalidValueError``) first.
 
 ``close()`` is idempotent and never deletes data: after reopening, everything written before is
-still there (in memory too). ``closed`` tells the state.
+still there (in memory too). Operations already running when ``close()`` is called either
+finish or raise ``StorageClosedError``; ``close()`` waits for those holding a connection.
+``closed`` tells the state.
 """
 
 from __future__ import annotations
