@@ -65,6 +65,14 @@ class StorageTimeoutError(StorageError, TimeoutError):
     """An operation ran past a configured time limit; the message names the setting to raise."""
 
 
+class StorageClosedError(StorageError, RuntimeError):
+    """The storage was closed: ``connect()`` (or ``async with storage:``) reopens it, data intact."""
+
+    def __init__(self, backend: str) -> None:
+        super().__init__(f"{backend} is closed; call connect() to reopen it")
+        self.backend = backend
+
+
 class MigrationError(StorageError, RuntimeError):
     """Migrations could not be applied (for example on a hot standby)."""
 

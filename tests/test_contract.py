@@ -7,6 +7,7 @@ The rules come from ``bindu_storage/storage/base.py`` and issue 2, section 3.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import math
 import uuid
@@ -26,6 +27,7 @@ from bindu_storage import (
     OwnershipError,
     PostgresStorage,
     Storage,
+    StorageClosedError,
     StorageError,
     TaskNotFoundError,
     TerminalTaskError,
@@ -1044,7 +1046,55 @@ async def test_status_timestamp_is_iso_8601_utc(storage: Storage) -> None:
     assert abs((datetime.now(UTC) - parsed[-1]).total_seconds()) < 3600  # UTC, not local time
 
 
-# --- close -----------------------------------------------------------------------------------
+# --- close: a closed storage stays closed until connect() --------------------------------------
+
+
+def unopened(request: pytest.FixtureRequest) -> Storage:
+    """A new storage of the backend under test, never connected (over the same data)."""
+    if request.node.callspec.params["storage"] == "memory":
+        return InMemoryStorage()
+    if request.node.callspec.params["storage"] == "pgbouncer":
+        return postgres_storage(request.getfixturevalue("pgbouncer_url"), statement_cache_size=0)
+    return postgres_storage(request.getfixturevalue("pg_url"))
+
+
+def every_operation(task_id: UUID, context_id: UUID) -> dict[str, Any]:
+    """One call of each operation of the contract, with valid arguments (coroutine factories)."""
+    tid, cid = task_id, context_id
+    return {
+        "load_task": lambda s: s.load_task(tid),
+        "submit_task": lambda s: s.submit_task(cid, message(tid, cid)),
+        "update_task": lambda s: s.update_task(tid, "working"),
+        "append_artifact_chunk": lambda s: s.append_artifact_chunk(tid, artifact()),
+        "update_task_state_if": lambda s: s.update_task_state_if(tid, "submitted", "working"),
+        "list_tasks": lambda s: s.list_tasks(),
+        "count_tasks": lambda s: s.count_tasks(),
+        "list_tasks_by_context": lambda s: s.list_tasks_by_context(cid),
+        "get_task_owner": lambda s: s.get_task_owner(tid),
+        "load_context": lambda s: s.load_context(cid),
+        "update_context": lambda s: s.update_context(cid, {"a": 1}),
+        "append_to_contexts": lambda s: s.append_to_contexts(cid, [message(tid, cid)]),
+        "list_contexts": lambda s: s.list_contexts(),
+        "get_context_owner": lambda s: s.get_context_owner(cid),
+        "clear_context": lambda s: s.clear_context(cid),
+        "clear_all": lambda s: s.clear_all(),
+        "store_task_feedback": lambda s: s.store_task_feedback(tid, {"rating": 1}),
+        "get_task_feedback": lambda s: s.get_task_feedback(tid),
+        "save_webhook_config": lambda s: s.save_webhook_config(tid, {"id": "w", "url": "https://x"}),
+        "load_webhook_config": lambda s: s.load_webhook_config(tid),
+        "delete_webhook_config": lambda s: s.delete_webhook_config(tid),
+        "load_all_webhook_configs": lambda s: s.load_all_webhook_configs(),
+        "task_records": lambda s: s.task_records(),
+        "context_records": lambda s: s.context_records(),
+        "feedback_records": lambda s: s.feedback_records(),
+        "task_events": lambda s: s.task_events(),
+    }
+
+
+def test_every_operation_is_covered() -> None:
+    """``every_operation`` names each abstract operation of the contract (lifecycle aside)."""
+    lifecycle = {"connect", "close"}
+    assert set(every_operation(new_id(), new_id())) == Storage.__abstractmethods__ - lifecycle
 
 
 async def test_close_keeps_the_data(storage: Storage, request: pytest.FixtureRequest) -> None:
@@ -1054,25 +1104,93 @@ async def test_close_keeps_the_data(storage: Storage, request: pytest.FixtureReq
     before = await snapshot(storage)
     await storage.close()
     await storage.close()  # idempotent
+    assert storage.closed
     if isinstance(storage, PostgresStorage):
         assert storage.pool is None
-        reopened = postgres_storage(request.getfixturevalue("pg_url"))
-        async with reopened:
-            assert await snapshot(reopened) == before
-        await storage.connect()
-    else:
-        assert isinstance(storage, InMemoryStorage)
+        async with unopened(request) as other:  # another storage sees the data meanwhile
+            assert await snapshot(other) == before
+    await storage.connect()  # reopens explicitly
+    assert not storage.closed
     assert await snapshot(storage) == before
     assert await storage.load_context(task["context_id"]) == {"kept": True}
+
+
+async def test_a_closed_storage_refuses_every_operation(storage: Storage) -> None:
+    task = await new_task(storage)
+    before = await snapshot(storage)
+    await storage.close()
+    name = type(storage).__name__
+    for operation, call in every_operation(task["id"], task["context_id"]).items():
+        with pytest.raises(StorageClosedError, match=f"^{name} is closed; call connect\\(\\) to reopen it$"):
+            await call(storage)
+        assert storage.closed, operation
+    if isinstance(storage, PostgresStorage):
+        assert storage.pool is None  # nothing reconnected (nor migrated) behind the caller's back
+        assert storage.pool_stats() is None
+    await storage.connect()
+    assert await snapshot(storage) == before  # the refused writes changed nothing
+
+
+async def test_closed_error_is_a_storage_error_and_names_no_secret(storage: Storage) -> None:
+    await storage.close()
+    with pytest.raises(StorageError) as caught:
+        await storage.list_tasks()
+    error = caught.value
+    assert isinstance(error, StorageClosedError) and isinstance(error, RuntimeError)
+    assert error.backend == type(storage).__name__
+    if isinstance(storage, PostgresStorage):
+        password = storage.connection_dsn.split("://", 1)[1].split("@", 1)[0].partition(":")[2]
+        assert password and password not in str(error) and password not in repr(storage)
+
+
+async def test_repr_says_closed(storage: Storage) -> None:
+    assert "closed" not in repr(storage)
+    await storage.close()
+    assert "closed" in repr(storage)
+    await storage.connect()
+    assert "closed" not in repr(storage)
+
+
+async def test_disconnect_is_close(storage: Storage) -> None:
+    task = await new_task(storage)
     await storage.disconnect()  # the upstream alias
-    assert await storage.load_task(task["id"]) == before["listed_tasks"][0]  # lazily usable again
+    assert storage.closed
+    with pytest.raises(StorageClosedError):
+        await storage.load_task(task["id"])
+    await storage.connect()
+    assert await storage.load_task(task["id"]) == task
+
+
+async def test_a_new_storage_connects_lazily(storage: Storage, request: pytest.FixtureRequest) -> None:
+    fresh = unopened(request)
+    try:
+        assert not fresh.closed
+        task = await new_task(fresh)  # no connect() first
+        assert await fresh.load_task(task["id"]) == task
+    finally:
+        await fresh.close()
 
 
 async def test_async_context_manager(storage: Storage) -> None:
     async with storage as entered:
         assert entered is storage
         task = await new_task(entered)
-    assert await storage.load_task(task["id"]) == task
+    assert storage.closed
+    with pytest.raises(StorageClosedError):
+        await storage.load_task(task["id"])
+    async with storage:  # reopens
+        assert await storage.load_task(task["id"]) == task
+
+
+async def test_operations_in_flight_when_closing_finish_or_say_closed(storage: Storage) -> None:
+    calls = [new_task(storage) for _ in range(20)]
+    results = await asyncio.gather(*calls, storage.close(), return_exceptions=True)
+    for result in results[:-1]:
+        assert isinstance(result, dict | StorageClosedError), repr(result)
+    assert results[-1] is None
+    await storage.connect()
+    created = [r for r in results[:-1] if isinstance(r, dict)]
+    assert await storage.count_tasks() == len(created)
 
 
 # --- isolation -------------------------------------------------------------------------------

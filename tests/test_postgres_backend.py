@@ -130,9 +130,32 @@ def test_every_statement_is_schema_qualified() -> None:
     rendered = Statements.for_schema("tenant_q")
     for name, sql in vars(rendered).items():
         assert '"tenant_q".' in sql, name
+        words = " ".join(sql.replace(",", " , ").split()) + " "  # line breaks count as spaces
         for table in ("tasks", "contexts", "task_feedback", "task_events", "webhook_configs"):
-            for keyword in ("FROM", "INTO", "UPDATE", "TRUNCATE", "DELETE FROM", "JOIN"):
-                assert f"{keyword} {table} " not in sql + " ", f"{name}: unqualified {table}"
+            for keyword in ("FROM", "INTO", "UPDATE", "TRUNCATE", "DELETE FROM", "JOIN", ","):
+                assert f"{keyword} {table} " not in words, f"{name}: unqualified {table}"
+
+
+def test_statements_are_whole_sql_with_the_schema_put_in_once() -> None:
+    """The schema is the one placeholder; JSON braces are plain SQL, never format escapes."""
+    rendered = Statements.for_schema("Tenant$1")
+    for name, sql in vars(rendered).items():
+        assert "{schema}" not in sql and "{{" not in sql and "}}" not in sql, name
+        assert '"Tenant$1".' in sql, name  # quoted, so the case is kept
+        assert sql == sql.strip() and not sql.startswith(" "), name
+    assert "coalesce(t.metadata, '{}') || $5::jsonb" in rendered.update_task
+    assert "jsonb_set(a, '{parts}'," in rendered.append_artifact_chunk
+    for bad in ("", 'odd"name', "a; DROP TABLE tasks", "x" * 64):
+        with pytest.raises(StorageError):
+            Statements.for_schema(bad)
+
+
+def test_task_columns_keep_their_value() -> None:
+    from bindu_storage.storage.sql import TASK_COLUMNS
+
+    assert TASK_COLUMNS == (
+        "t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata"
+    )
 
 
 async def test_statements_do_not_depend_on_search_path(fresh_database: str) -> None:

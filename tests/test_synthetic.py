@@ -13,7 +13,8 @@ import pytest
 from conftest import postgres_storage
 
 from bindu_storage import InMemoryStorage, PostgresStorage, Storage
-from bindu_storage.errors import InvalidValueError, StorageError
+from bindu_storage.errors import InvalidValueError, StorageClosedError, StorageError
+from bindu_storage.storage.clock import Clocked, clock_set_to
 from bindu_storage.synthetic import AGENTS, DEFAULT_START, SyntheticData, generate, load
 from bindu_storage.types import TASK_STATES, TERMINAL_STATES
 
@@ -274,6 +275,29 @@ async def test_unmigrated_schema_is_a_clear_error(pg_url: str) -> None:
             await load(storage, generate(5, seed=0))
     finally:
         await storage.close()
+
+
+async def test_a_closed_storage_is_not_reopened_by_a_load(pg_storage: PostgresStorage) -> None:
+    memory = InMemoryStorage()
+    for storage in (memory, pg_storage):
+        await storage.close()
+        with pytest.raises(StorageClosedError):
+            await load(storage, generate(5, seed=3))
+        assert storage.closed
+    assert pg_storage.pool is None
+
+
+def test_the_replay_clock_is_set_for_the_block_only() -> None:
+    memory = InMemoryStorage()
+    original = memory.clock
+    assert isinstance(memory, Clocked) and not isinstance(object(), Clocked)
+    fixed = datetime(2020, 1, 1, tzinfo=DEFAULT_START.tzinfo)
+    with pytest.raises(RuntimeError), clock_set_to(memory, lambda: fixed) as set_:
+        assert set_ and memory.clock() == fixed
+        raise RuntimeError("the replay failed")
+    assert memory.clock is original, "given back after a failure too"
+    with clock_set_to(postgres_storage("postgresql://u@h/db"), lambda: fixed) as set_:
+        assert not set_, "PostgreSQL stamps with the server's now()"
 
 
 async def test_bad_load_arguments() -> None:

@@ -270,7 +270,7 @@ class BinduStorage(_UpstreamStorage[dict[str, Any]]):
         await self.storage.connect()
 
     async def close(self) -> None:
-        """Release the wrapped storage's resources; its data stays."""
+        """Close the wrapped storage (its data stays); it refuses calls until ``connect()``."""
         await self.storage.close()
 
     async def disconnect(self) -> None:

@@ -27,7 +27,24 @@ Rules that hold for every operation
   gets a logged no-op returning the stored task instead, so it carries on.)
 * **Order.** ``list_tasks`` and ``list_contexts``: newest first. ``list_tasks_by_context``,
   histories, feedback and events: oldest first. "Newer" means created later (insertion order).
-* **close()** releases resources and never deletes data.
+
+Lifecycle
+---------
+A storage is *new*, *open* or *closed*:
+
+* **new** — never connected: the first operation connects it (lazily, as if ``connect()`` had
+  been called), so ``Storage()`` followed by a call just works.
+* **open** — after ``connect()`` (or ``async with storage:``), or the first operation.
+* **closed** — after ``close()`` (or ``disconnect()``, or leaving ``async with``): every operation
+  raises ``StorageClosedError`` ("PostgresStorage is closed; call connect() to reopen it"),
+  naming the backend and never the database password. Nothing reconnects behind the caller's
+  back: a closed storage stays closed until ``connect()`` (or ``async with storage:``) reopens
+  it explicitly. An argument that is invalid may be refused (``InvalidValueError``) first.
+
+``close()`` is idempotent and never deletes data: after reopening, everything written before is
+still there (in memory too). Operations already running when ``close()`` is called either
+finish or raise ``StorageClosedError``; ``close()`` waits for those holding a connection.
+``closed`` tells the state.
 """
 
 from __future__ import annotations
@@ -38,6 +55,7 @@ from datetime import datetime
 from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
+from bindu_storage.errors import StorageClosedError
 from bindu_storage.types import (
     Artifact,
     ContextRecord,
@@ -218,22 +236,51 @@ class Storage(ABC, Generic[ContextT]):
     ) -> list[TaskEvent]:
         """Recorded state changes oldest first, of one task or of all."""
 
-    # --- lifecycle ---------------------------------------------------------------------------
+    # --- lifecycle (see "Lifecycle" in the module docstring) ---------------------------------
+
+    _closed: bool = False
+    """Set by ``close()``, cleared by ``connect()``; every backend keeps it so."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called and ``connect()`` not since."""
+        return self._closed
+
+    def _closed_error(self) -> StorageClosedError:
+        """The error every operation of a closed storage raises."""
+        return StorageClosedError(type(self).__name__)
+
+    def _ensure_open(self) -> None:
+        """Raise ``StorageClosedError`` when the storage is closed."""
+        if self._closed:
+            raise self._closed_error()
 
     async def connect(self) -> None:
-        """Acquire resources (a pool); a no-op for backends that need none."""
+        """Open the storage: acquire its resources (a pool) and reopen it if it was closed.
+
+        Idempotent. Optional before the first operation (a new storage connects lazily), but
+        required to use a closed storage again; the data written before ``close()`` is there.
+        This default, for a backend with no resources, only reopens.
+        """
+        self._closed = False
 
     @abstractmethod
     async def close(self) -> None:
-        """Release resources; never deletes data. Idempotent."""
+        """Close the storage: release its resources; later operations raise ``StorageClosedError``
+        until ``connect()``. Never deletes data. Idempotent.
+
+        A backend sets ``_closed`` here and checks it (``_ensure_open``) in every operation.
+        """
 
     async def disconnect(self) -> None:
         """Alias of ``close`` (upstream's name)."""
         await self.close()
 
     async def __aenter__(self) -> Self:
+        """Open the storage (``connect()``, reopening it if closed)."""
         await self.connect()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        """Close the storage (``close()``)."""
         await self.close()

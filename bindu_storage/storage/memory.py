@@ -2,15 +2,18 @@
 
 Every method runs without awaiting in between its reads and writes, so each one is atomic with
 respect to other coroutines on the loop. Values are validated (and copied) on the way in by
-``validate`` and copied on the way out by ``isolation.clone``.
+``validate`` and copied on the way out by ``isolation.clone``. The tables are the record types
+of ``memory_rows``.
+
+A little over 400 lines on purpose: one class with one method per operation of the contract,
+each reading as the whole rule it implements; splitting the class would scatter the contract.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +26,7 @@ from bindu_storage.errors import (
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
 from bindu_storage.storage.isolation import clone
-from bindu_storage.storage.rows import iso
+from bindu_storage.storage.memory_rows import ContextRow, TaskAttachments, TaskRow, utc_now, window
 from bindu_storage.types import (
     TERMINAL_STATES,
     Artifact,
@@ -38,64 +41,11 @@ from bindu_storage.types import (
 )
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class _TaskRow:
-    id: UUID
-    context_id: UUID
-    state: str
-    state_timestamp: datetime
-    history: list[dict[str, Any]]
-    artifacts: list[dict[str, Any]] = field(default_factory=list)
-    metadata: dict[str, Any] = field(default_factory=dict)
-    owner_did: str | None = None
-    created_at: datetime = field(default_factory=_now)
-    updated_at: datetime = field(default_factory=_now)
-
-    def to_task(self, history_length: int | None = None) -> Task:
-        history = self.history if history_length is None else self.history[
-            len(self.history) - min(history_length, len(self.history)):
-        ]
-        return {
-            "id": self.id,
-            "context_id": self.context_id,
-            "kind": "task",
-            "status": {"state": self.state, "timestamp": iso(self.state_timestamp)},  # type: ignore[typeddict-item]
-            "history": clone(history),
-            "artifacts": clone(self.artifacts),
-            "metadata": clone(self.metadata),
-        }
-
-
-@dataclass
-class _Attachments:
-    """Ids of a task's feedback and events, so per-task reads do not scan every record."""
-
-    feedback_ids: list[int] = field(default_factory=list)
-    event_ids: list[int] = field(default_factory=list)
-
-
-@dataclass
-class _ContextRow:
-    id: UUID
-    owner_did: str | None
-    context_data: dict[str, Any] = field(default_factory=dict)
-    message_history: list[dict[str, Any]] = field(default_factory=list)
-    task_ids: list[UUID] = field(default_factory=list)
-    created_at: datetime = field(default_factory=_now)
-    updated_at: datetime = field(default_factory=_now)
-
-
-def _window(items: Iterable[Any], length: int | None, offset: int) -> list[Any]:
-    stop = None if length is None else offset + length
-    return list(itertools.islice(items, offset, stop))
-
-
 class InMemoryStorage(Storage):
-    """Keeps everything in process memory; the default backend. ``close()`` keeps the data.
+    """Keeps everything in process memory; the default backend.
+
+    ``close()`` keeps the data: operations then raise ``StorageClosedError`` until ``connect()``
+    reopens the storage with everything still in it (the lifecycle of ``storage.base``).
 
     ``clock`` (a public attribute too) returns the current time as an aware UTC datetime; every
     timestamp the storage records comes from it. Replays of recorded data (``synthetic.load``)
@@ -103,22 +53,24 @@ class InMemoryStorage(Storage):
     """
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
-        self.clock: Callable[[], datetime] = clock or _now
-        self._tasks: dict[UUID, _TaskRow] = {}  # insertion order = creation order
-        self._contexts: dict[UUID, _ContextRow] = {}
+        self.clock: Callable[[], datetime] = clock or utc_now
+        self._tasks: dict[UUID, TaskRow] = {}  # insertion order = creation order
+        self._contexts: dict[UUID, ContextRow] = {}
         self._feedback: dict[int, FeedbackRecord] = {}
         self._events: dict[int, TaskEvent] = {}
-        self._attached: dict[UUID, _Attachments] = {}
+        self._attached: dict[UUID, TaskAttachments] = {}
         self._webhooks: dict[UUID, PushNotificationConfig] = {}
         self._feedback_ids = itertools.count(1)
         self._event_ids = itertools.count(1)
+        self._closed = False
 
     def __repr__(self) -> str:
-        return f"InMemoryStorage(tasks={len(self._tasks)}, contexts={len(self._contexts)})"
+        closed = ", closed" if self._closed else ""
+        return f"InMemoryStorage(tasks={len(self._tasks)}, contexts={len(self._contexts)}{closed})"
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _row(self, task_id: IdLike) -> _TaskRow:
+    def _row(self, task_id: IdLike) -> TaskRow:
         tid = v.as_uuid(task_id, "task_id")
         row = self._tasks.get(tid)
         if row is None:
@@ -130,23 +82,24 @@ class InMemoryStorage(Storage):
         self._events[event_id] = {
             "id": event_id, "task_id": task_id, "from_state": old, "to_state": new, "at": at,
         }
-        self._attached.setdefault(task_id, _Attachments()).event_ids.append(event_id)
+        self._attached.setdefault(task_id, TaskAttachments()).event_ids.append(event_id)
 
-    def _set_state(self, row: _TaskRow, state: str, now: datetime) -> None:
+    def _set_state(self, row: TaskRow, state: str, now: datetime) -> None:
         if state != row.state:
             self._record_event(row.id, row.state, state, now)
         row.state = state
         row.state_timestamp = now
 
-    def _context(self, cid: UUID, owner_did: str | None, now: datetime) -> _ContextRow:
+    def _context(self, cid: UUID, owner_did: str | None, now: datetime) -> ContextRow:
         ctx = self._contexts.get(cid)
         if ctx is None:
-            ctx = self._contexts[cid] = _ContextRow(cid, owner_did, created_at=now, updated_at=now)
+            ctx = self._contexts[cid] = ContextRow(cid, owner_did, created_at=now, updated_at=now)
         return ctx
 
     # --- tasks -------------------------------------------------------------------------------
 
     async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         if history_length is not None:
             v.check_window(history_length, 0, "history_length")
@@ -156,6 +109,7 @@ class InMemoryStorage(Storage):
     async def submit_task(
         self, context_id: IdLike, message: Message, caller_did: str | None = None
     ) -> Task:
+        self._ensure_open()
         cid = v.as_uuid(context_id, "context_id")
         caller = v.check_optional_str(caller_did, "caller_did")
         msg = v.messages([message], "message")[0]
@@ -167,7 +121,7 @@ class InMemoryStorage(Storage):
         row = self._tasks.get(tid)
         if row is None:
             ctx = self._context(cid, caller, now)
-            row = self._tasks[tid] = _TaskRow(
+            row = self._tasks[tid] = TaskRow(
                 tid, cid, "submitted", now, [msg], owner_did=caller, created_at=now, updated_at=now
             )
             ctx.task_ids.append(tid)
@@ -193,6 +147,7 @@ class InMemoryStorage(Storage):
         new_messages: Sequence[Message] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> Task:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         v.check_state(state)
         arts = v.artifacts(new_artifacts)
@@ -218,6 +173,7 @@ class InMemoryStorage(Storage):
         return row.to_task()
 
     async def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         chunk = v.artifacts([artifact], "artifact")[0]
         row = self._tasks.get(tid)
@@ -233,6 +189,7 @@ class InMemoryStorage(Storage):
         row.updated_at = self.clock()
 
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         v.check_state(from_state, "from_state")
         v.check_state(to_state, "to_state")
@@ -248,18 +205,20 @@ class InMemoryStorage(Storage):
         row.updated_at = now
         return True
 
-    def _owned(self, rows: Iterable[_TaskRow], owner_did: str | None) -> Iterable[_TaskRow]:
+    def _owned(self, rows: Iterable[TaskRow], owner_did: str | None) -> Iterable[TaskRow]:
         return rows if owner_did is None else (r for r in rows if r.owner_did == owner_did)
 
     async def list_tasks(
         self, length: int | None = None, offset: int = 0, owner_did: str | None = None
     ) -> list[Task]:
+        self._ensure_open()
         v.check_window(length, offset)
         owner = v.check_optional_str(owner_did, "owner_did")
         rows = self._owned(reversed(self._tasks.values()), owner)
-        return [r.to_task() for r in _window(rows, length, offset)]
+        return [r.to_task() for r in window(rows, length, offset)]
 
     async def count_tasks(self, status: str | None = None) -> int:
+        self._ensure_open()
         if status is None:
             return len(self._tasks)
         v.check_state(status, "status")
@@ -272,6 +231,7 @@ class InMemoryStorage(Storage):
         offset: int = 0,
         owner_did: str | None = None,
     ) -> list[Task]:
+        self._ensure_open()
         cid = v.as_uuid(context_id, "context_id")
         v.check_window(length, offset)
         owner = v.check_optional_str(owner_did, "owner_did")
@@ -279,19 +239,22 @@ class InMemoryStorage(Storage):
         if ctx is None:
             return []
         rows = self._owned((self._tasks[t] for t in ctx.task_ids), owner)
-        return [r.to_task() for r in _window(rows, length, offset)]
+        return [r.to_task() for r in window(rows, length, offset)]
 
     async def get_task_owner(self, task_id: IdLike) -> str | None:
+        self._ensure_open()
         row = self._tasks.get(v.as_uuid(task_id, "task_id"))
         return row.owner_did if row else None
 
     # --- contexts ----------------------------------------------------------------------------
 
     async def load_context(self, context_id: IdLike) -> dict[str, Any] | None:
+        self._ensure_open()
         ctx = self._contexts.get(v.as_uuid(context_id, "context_id"))
         return clone(ctx.context_data) if ctx else None
 
     async def update_context(self, context_id: IdLike, context: dict[str, Any]) -> None:
+        self._ensure_open()
         cid = v.as_uuid(context_id, "context_id")
         data = v.json_object(context, "context")
         now = self.clock()
@@ -300,6 +263,7 @@ class InMemoryStorage(Storage):
         ctx.updated_at = now
 
     async def append_to_contexts(self, context_id: IdLike, messages: Sequence[Message]) -> None:
+        self._ensure_open()
         cid = v.as_uuid(context_id, "context_id")
         msgs = v.required_messages(messages, "messages")
         now = self.clock()
@@ -310,9 +274,10 @@ class InMemoryStorage(Storage):
     async def list_contexts(
         self, length: int | None = None, offset: int = 0, owner_did: str | None = None
     ) -> list[ContextSummary]:
+        self._ensure_open()
         v.check_window(length, offset)
         owner = v.check_optional_str(owner_did, "owner_did")
-        rows: Iterable[_ContextRow] = reversed(self._contexts.values())
+        rows: Iterable[ContextRow] = reversed(self._contexts.values())
         if owner is not None:
             rows = (c for c in rows if c.owner_did == owner)
         return [
@@ -322,14 +287,16 @@ class InMemoryStorage(Storage):
                 "task_count": len(c.task_ids),
                 "task_ids": list(c.task_ids),
             }
-            for c in _window(rows, length, offset)
+            for c in window(rows, length, offset)
         ]
 
     async def get_context_owner(self, context_id: IdLike) -> str | None:
+        self._ensure_open()
         ctx = self._contexts.get(v.as_uuid(context_id, "context_id"))
         return ctx.owner_did if ctx else None
 
     async def clear_context(self, context_id: IdLike) -> None:
+        self._ensure_open()
         ctx = self._contexts.pop(v.as_uuid(context_id, "context_id"), None)
         if ctx is not None:
             self._forget_tasks(set(ctx.task_ids))
@@ -338,13 +305,14 @@ class InMemoryStorage(Storage):
         for tid in task_ids:
             self._tasks.pop(tid, None)
             self._webhooks.pop(tid, None)
-            attached = self._attached.pop(tid, _Attachments())
+            attached = self._attached.pop(tid, TaskAttachments())
             for fid in attached.feedback_ids:
                 del self._feedback[fid]
             for eid in attached.event_ids:
                 del self._events[eid]
 
     async def clear_all(self) -> None:
+        self._ensure_open()
         self._tasks.clear()
         self._contexts.clear()
         self._feedback.clear()
@@ -355,15 +323,17 @@ class InMemoryStorage(Storage):
     # --- feedback ----------------------------------------------------------------------------
 
     async def store_task_feedback(self, task_id: IdLike, feedback_data: dict[str, Any]) -> None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         data = v.json_object(feedback_data, "feedback_data")
         if tid not in self._tasks:
             raise TaskNotFoundError(tid)
         fid = next(self._feedback_ids)
         self._feedback[fid] = {"id": fid, "task_id": tid, "feedback_data": data, "created_at": self.clock()}
-        self._attached.setdefault(tid, _Attachments()).feedback_ids.append(fid)
+        self._attached.setdefault(tid, TaskAttachments()).feedback_ids.append(fid)
 
     async def get_task_feedback(self, task_id: IdLike) -> list[dict[str, Any]] | None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         attached = self._attached.get(tid)
         found = [clone(self._feedback[i]["feedback_data"]) for i in attached.feedback_ids] if attached else []
@@ -372,6 +342,7 @@ class InMemoryStorage(Storage):
     # --- webhook configs ---------------------------------------------------------------------
 
     async def save_webhook_config(self, task_id: IdLike, config: PushNotificationConfig) -> None:
+        self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         data = v.json_object(config, "config")
         if tid not in self._tasks:
@@ -379,13 +350,16 @@ class InMemoryStorage(Storage):
         self._webhooks[tid] = data  # type: ignore[assignment]
 
     async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
+        self._ensure_open()
         config = self._webhooks.get(v.as_uuid(task_id, "task_id"))
         return clone(config) if config is not None else None
 
     async def delete_webhook_config(self, task_id: IdLike) -> None:
+        self._ensure_open()
         self._webhooks.pop(v.as_uuid(task_id, "task_id"), None)
 
     async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
+        self._ensure_open()
         return {tid: clone(cfg) for tid, cfg in self._webhooks.items()}
 
     # --- analysis read API -------------------------------------------------------------------
@@ -393,47 +367,56 @@ class InMemoryStorage(Storage):
     async def task_records(
         self, limit: int | None = None, offset: int = 0, since: datetime | None = None
     ) -> list[TaskRecord]:
+        self._ensure_open()
         v.check_window(limit, offset, "limit")
-        rows: Iterable[_TaskRow] = self._tasks.values()
+        rows: Iterable[TaskRow] = self._tasks.values()
         if since is not None:
             rows = (r for r in rows if r.updated_at >= since)
         return [
             {"task": r.to_task(), "owner_did": r.owner_did,
              "created_at": r.created_at, "updated_at": r.updated_at}
-            for r in _window(rows, limit, offset)
+            for r in window(rows, limit, offset)
         ]
 
     async def context_records(
         self, limit: int | None = None, offset: int = 0
     ) -> list[ContextRecord]:
+        self._ensure_open()
         v.check_window(limit, offset, "limit")
         return [
             {"context_id": c.id, "context_data": clone(c.context_data),
              "message_history": clone(c.message_history), "owner_did": c.owner_did,
              "created_at": c.created_at, "updated_at": c.updated_at}
-            for c in _window(self._contexts.values(), limit, offset)
+            for c in window(self._contexts.values(), limit, offset)
         ]
 
     async def feedback_records(
         self, limit: int | None = None, offset: int = 0
     ) -> list[FeedbackRecord]:
+        self._ensure_open()
         v.check_window(limit, offset, "limit")
         return [
             {**f, "feedback_data": clone(f["feedback_data"])}  # type: ignore[typeddict-item]
-            for f in _window(self._feedback.values(), limit, offset)
+            for f in window(self._feedback.values(), limit, offset)
         ]
 
     async def task_events(
         self, task_id: IdLike | None = None, limit: int | None = None, offset: int = 0
     ) -> list[TaskEvent]:
+        self._ensure_open()
         v.check_window(limit, offset, "limit")
         events: Iterable[TaskEvent] = self._events.values()
         if task_id is not None:
             attached = self._attached.get(v.as_uuid(task_id, "task_id"))
             events = (self._events[i] for i in attached.event_ids) if attached else ()
-        return [dict(e) for e in _window(events, limit, offset)]  # type: ignore[misc]
+        return [dict(e) for e in window(events, limit, offset)]  # type: ignore[misc]
 
     # --- lifecycle ---------------------------------------------------------------------------
 
+    async def connect(self) -> None:
+        """Reopen the storage if closed (nothing to acquire); the data is still there."""
+        self._closed = False
+
     async def close(self) -> None:
-        """Nothing to release; the data stays (unlike upstream, close() never wipes it)."""
+        """Close the storage; the data stays (unlike upstream, close() never wipes it)."""
+        self._closed = True

@@ -1,9 +1,22 @@
-"""Every SQL statement of the PostgreSQL backend, in one place.
+"""Every SQL statement of the PostgreSQL backend: one whole statement per operation.
 
-Statements are templates over ``{s}``, the quoted schema; ``Statements(schema)`` renders them
-once per storage, so every statement is schema-qualified and nothing depends on a session
-``search_path`` (which PgBouncer in transaction mode does not keep). The analysis module reuses
-``TASK_COLUMNS`` and friends rather than re-writing them.
+Each statement below reads top to bottom as the SQL the server runs. The only placeholder is
+``{schema}``: ``Statements.for_schema(name)`` validates the schema name, quotes it once and puts
+it in place with ``str.replace`` (never ``str.format``), so JSON literals such as ``'{}'`` and
+paths such as ``'{parts}'`` are written as plain SQL. Every table is schema-qualified, so nothing
+depends on a session ``search_path`` (which PgBouncer in transaction mode does not keep).
+
+Parameters are positional (``$1``, ``$2``…); the comment heading each statement names them.
+The terminal states are written out, ``('canceled', 'completed', 'failed', 'rejected')``; an
+import-time check keeps that list equal to ``types.TERMINAL_STATES``.
+
+Why writes are single statements: a write whose reply is lost is retried (``storage.retry``),
+so each one must apply at most once. A data-modifying CTE locks the task (``FOR UPDATE``),
+leaves out messages and artifacts already present (by ``message_id`` / ``artifact_id``),
+updates and logs the state change to ``task_events`` in one atomic step.
+
+This module is longer than 400 lines on purpose: it is the backend's SQL in one file, so a DBA
+reviews every statement in one place, each written out whole.
 """
 
 from __future__ import annotations
@@ -14,203 +27,460 @@ from functools import cached_property
 from bindu_storage.sqlnames import quote_ident, validate_schema_name
 from bindu_storage.types import TERMINAL_STATES
 
-_TERMINAL = ", ".join(f"'{s}'" for s in sorted(TERMINAL_STATES))
+__all__ = ["SCHEMA_PLACEHOLDER", "TASK_COLUMNS", "Statements", "quote_ident", "validate_schema_name"]
+
+SCHEMA_PLACEHOLDER = "{schema}"
+"""The token each statement names its schema with; ``Statements.for_schema`` replaces it."""
 
 TASK_COLUMNS = (
     "t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata"
 )
-"""The columns that make up an A2A task (``t`` is the tasks table)."""
+"""The columns that make up an A2A task (``t`` is the tasks table); analysis reuses them."""
 
-TASK_HISTORY_SLICE = (
-    "CASE WHEN $2::int IS NULL THEN t.history "
-    "ELSE coalesce((SELECT jsonb_agg(e ORDER BY o) FROM jsonb_array_elements(t.history) "
-    "WITH ORDINALITY AS h(e, o) WHERE o > jsonb_array_length(t.history) - $2::int), '[]') END"
-)
+_SPELLED_OUT_TERMINAL_STATES = frozenset({"canceled", "completed", "failed", "rejected"})
+if TERMINAL_STATES != _SPELLED_OUT_TERMINAL_STATES:
+    raise AssertionError("storage.sql spells out the terminal states: update it to TERMINAL_STATES")
 
 
 @dataclass(frozen=True)
 class Statements:
-    """The backend's statements rendered for one schema."""
+    """The backend's statements, one field per operation, rendered for one schema.
 
-    load_task: str = (
-        "SELECT t.id, t.context_id, t.state, t.state_timestamp, "
-        f"{TASK_HISTORY_SLICE} AS history, t.artifacts, t.metadata "
-        "FROM {s}.tasks t WHERE t.id = $1"
-    )
-    # submit: make sure the context exists, then report its owner.
-    ensure_context: str = (
-        "WITH ins AS (INSERT INTO {s}.contexts (id, owner_did) VALUES ($1, $2) "
-        "ON CONFLICT (id) DO NOTHING RETURNING owner_did) "
-        "SELECT owner_did FROM ins UNION ALL "
-        "SELECT owner_did FROM {s}.contexts WHERE id = $1 LIMIT 1"
-    )
-    # No FOR SHARE here: two submits holding a share lock and then both updating the context's
-    # updated_at deadlock. The owner never changes once set, and the task's foreign key check
-    # keeps the context from vanishing under the insert.
-    context_owner: str = "SELECT owner_did FROM {s}.contexts WHERE id = $1"
-    insert_task: str = (
-        "WITH ins AS ("
-        " INSERT INTO {s}.tasks (id, context_id, state, state_timestamp, history, owner_did)"
-        " VALUES ($1, $2, 'submitted', now(), jsonb_build_array($3::jsonb), $4)"
-        " ON CONFLICT (id) DO NOTHING RETURNING *),"
-        " ev AS (INSERT INTO {s}.task_events (task_id, from_state, to_state, at)"
-        " SELECT id, NULL, state, state_timestamp FROM ins),"
-        " ctx AS (UPDATE {s}.contexts SET updated_at = now() WHERE id = $2 AND EXISTS (SELECT 1 FROM ins))"
-        " SELECT " + TASK_COLUMNS.replace("t.", "") + " FROM ins t"
-    )
-    # continue an existing task with a message: one statement, atomic, idempotent.
-    continue_task: str = (
-        "WITH cur AS (SELECT id, context_id, state, history FROM {s}.tasks WHERE id = $1 FOR UPDATE),"
-        " add AS (SELECT CASE WHEN cur.history @> jsonb_build_array("
-        "   jsonb_build_object('message_id', $2::jsonb->'message_id'))"
-        "   THEN '[]'::jsonb ELSE jsonb_build_array($2::jsonb) END AS v FROM cur),"
-        " upd AS (UPDATE {s}.tasks t SET history = t.history || add.v,"
-        "   state = 'submitted', state_timestamp = now(), updated_at = now()"
-        "   FROM cur, add WHERE t.id = cur.id AND t.context_id = $3 AND add.v <> '[]'"
-        f"   AND cur.state NOT IN ({_TERMINAL})"
-        "   RETURNING t.*),"
-        " ev AS (INSERT INTO {s}.task_events (task_id, from_state, to_state, at)"
-        "   SELECT upd.id, cur.state, upd.state, upd.state_timestamp FROM upd, cur"
-        "   WHERE cur.state <> upd.state)"
-        " SELECT cur.state AS prior_state, cur.context_id AS prior_context,"
-        "   (SELECT v FROM add) = '[]'::jsonb AS replay,"
-        "   upd.id, upd.context_id, upd.state, upd.state_timestamp, upd.history, upd.artifacts,"
-        "   upd.metadata FROM cur LEFT JOIN upd ON true"
-    )
-    update_task: str = (
-        "WITH cur AS (SELECT id, state, history, artifacts FROM {s}.tasks WHERE id = $1 FOR UPDATE),"
-        " add_h AS (SELECT coalesce(jsonb_agg(m ORDER BY o), '[]'::jsonb) AS v"
-        "   FROM cur, jsonb_array_elements($3::jsonb) WITH ORDINALITY AS x(m, o)"
-        "   WHERE NOT cur.history @> jsonb_build_array(jsonb_build_object('message_id', m->'message_id'))),"
-        " add_a AS (SELECT coalesce(jsonb_agg(a ORDER BY o), '[]'::jsonb) AS v"
-        "   FROM cur, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(a, o)"
-        "   WHERE NOT coalesce(cur.artifacts, '[]') @> jsonb_build_array("
-        "     jsonb_build_object('artifact_id', a->'artifact_id'))),"
-        " upd AS (UPDATE {s}.tasks t SET"
-        f"   state = $2, state_timestamp = CASE WHEN cur.state IN ({_TERMINAL})"
-        "     THEN t.state_timestamp ELSE now() END,"
-        "   history = t.history || add_h.v,"
-        "   artifacts = coalesce(t.artifacts, '[]') || add_a.v,"
-        "   metadata = coalesce(t.metadata, '{{}}') || $5::jsonb,"
-        "   updated_at = now()"
-        "   FROM cur, add_h, add_a WHERE t.id = cur.id"
-        f"   AND (cur.state NOT IN ({_TERMINAL})"
-        "     OR (cur.state = $2 AND add_h.v = '[]' AND add_a.v = '[]'))"
-        "   RETURNING t.*),"
-        " ev AS (INSERT INTO {s}.task_events (task_id, from_state, to_state, at)"
-        "   SELECT upd.id, cur.state, upd.state, upd.state_timestamp FROM upd, cur"
-        "   WHERE cur.state <> upd.state)"
-        " SELECT cur.state AS prior_state, (SELECT v FROM add_h) <> '[]' OR (SELECT v FROM add_a) <> '[]'"
-        "   AS grows, upd.id, upd.context_id, upd.state, upd.state_timestamp, upd.history,"
-        "   upd.artifacts, upd.metadata FROM cur LEFT JOIN upd ON true"
-    )
-    append_artifact_chunk: str = (
-        "WITH cur AS (SELECT id, state, coalesce(artifacts, '[]') AS artifacts FROM {s}.tasks"
-        "   WHERE id = $1 FOR UPDATE),"
-        " upd AS (UPDATE {s}.tasks t SET updated_at = now(), artifacts = CASE"
-        "   WHEN cur.artifacts @> jsonb_build_array("
-        "     jsonb_build_object('artifact_id', $2::jsonb->'artifact_id'))"
-        "   THEN (SELECT jsonb_agg(CASE WHEN a->'artifact_id' = $2::jsonb->'artifact_id'"
-        "     THEN jsonb_set(a, '{{parts}}',"
-        "       coalesce(a->'parts', '[]') || coalesce($2::jsonb->'parts', '[]'))"
-        "     ELSE a END ORDER BY o) FROM jsonb_array_elements(cur.artifacts) WITH ORDINALITY AS x(a, o))"
-        "   ELSE cur.artifacts || jsonb_build_array($2::jsonb) END"
-        f"   FROM cur WHERE t.id = cur.id AND cur.state NOT IN ({_TERMINAL}) RETURNING t.id)"
-        " SELECT cur.state AS prior_state, EXISTS (SELECT 1 FROM upd) AS appended FROM cur"
-    )
-    update_task_state_if: str = (
-        # $4 is the caller's request key, the same on every retry: a retry whose first attempt
-        # committed (the reply was lost) finds its own event and answers True again
-        "WITH cur AS (SELECT id, state FROM {s}.tasks WHERE id = $1 FOR UPDATE),"
-        " mine AS (SELECT true AS done FROM {s}.task_events"
-        "   WHERE task_id = $1 AND request_key = $4 LIMIT 1),"
-        " upd AS (UPDATE {s}.tasks t SET state = $3, state_timestamp = now(), updated_at = now()"
-        f"   FROM cur WHERE t.id = cur.id AND cur.state = $2 AND cur.state NOT IN ({_TERMINAL})"
-        "   AND NOT EXISTS (SELECT FROM mine)"
-        "   RETURNING t.id, t.state, t.state_timestamp),"
-        " ev AS (INSERT INTO {s}.task_events (task_id, from_state, to_state, at, request_key)"
-        "   SELECT upd.id, cur.state, upd.state, upd.state_timestamp, $4 FROM upd, cur"
-        "   WHERE cur.state <> upd.state)"
-        # a terminal task asked to stay where it is: True, and (like update_task) nothing changes
-        " SELECT cur.state AS prior_state, upd.id IS NOT NULL OR (cur.state = $2 AND cur.state = $3)"
-        "   OR EXISTS (SELECT FROM mine) AS moved FROM cur LEFT JOIN upd ON true"
-    )
-    list_tasks: str = (
-        "SELECT " + TASK_COLUMNS + " FROM {s}.tasks t"
-        " WHERE ($3::text IS NULL OR t.owner_did = $3) ORDER BY t.seq DESC LIMIT $1 OFFSET $2"
-    )
-    count_tasks: str = "SELECT count(*) FROM {s}.tasks WHERE ($1::text IS NULL OR state = $1)"
-    list_tasks_by_context: str = (
-        "SELECT " + TASK_COLUMNS + " FROM {s}.tasks t WHERE t.context_id = $1"
-        " AND ($4::text IS NULL OR t.owner_did = $4) ORDER BY t.seq LIMIT $2 OFFSET $3"
-    )
-    get_task_owner: str = "SELECT owner_did FROM {s}.tasks WHERE id = $1"
-    load_context: str = "SELECT context_data FROM {s}.contexts WHERE id = $1"
-    update_context: str = (
-        "INSERT INTO {s}.contexts (id, context_data) VALUES ($1, $2::jsonb)"
-        " ON CONFLICT (id) DO UPDATE SET context_data = EXCLUDED.context_data, updated_at = now()"
-    )
-    append_to_context: str = (
-        "INSERT INTO {s}.contexts AS c (id, message_history) VALUES ($1, $2::jsonb)"
-        " ON CONFLICT (id) DO UPDATE SET updated_at = now(), message_history ="
-        "  coalesce(c.message_history, '[]') || coalesce((SELECT jsonb_agg(m ORDER BY o)"
-        "   FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS x(m, o)"
-        "   WHERE NOT coalesce(c.message_history, '[]') @> jsonb_build_array("
-        "     jsonb_build_object('message_id', m->'message_id'))), '[]')"
-    )
-    list_contexts: str = (
-        "SELECT c.id AS context_id, c.context_data,"
-        " (SELECT count(*) FROM {s}.tasks t WHERE t.context_id = c.id) AS task_count,"
-        " coalesce((SELECT array_agg(t.id ORDER BY t.seq) FROM {s}.tasks t"
-        "   WHERE t.context_id = c.id), '{{}}') AS task_ids"
-        " FROM {s}.contexts c WHERE ($3::text IS NULL OR c.owner_did = $3)"
-        " ORDER BY c.seq DESC LIMIT $1 OFFSET $2"
-    )
-    get_context_owner: str = "SELECT owner_did FROM {s}.contexts WHERE id = $1"
-    clear_context: str = "DELETE FROM {s}.contexts WHERE id = $1"  # cascades to tasks and theirs
-    clear_all: str = (
-        "TRUNCATE {s}.task_feedback, {s}.task_events, {s}.webhook_configs, {s}.tasks, {s}.contexts"
-    )
-    store_feedback: str = (
-        "INSERT INTO {s}.task_feedback (task_id, feedback_data, request_key)"
-        " SELECT $1, $2::jsonb, $3 WHERE EXISTS (SELECT 1 FROM {s}.tasks WHERE id = $1)"
-        " ON CONFLICT (request_key) DO NOTHING RETURNING id"
-    )
-    task_exists: str = "SELECT EXISTS (SELECT 1 FROM {s}.tasks WHERE id = $1)"
-    get_feedback: str = (
-        "SELECT feedback_data FROM {s}.task_feedback WHERE task_id = $1 ORDER BY id"
-    )
-    save_webhook: str = (
-        "INSERT INTO {s}.webhook_configs (task_id, config)"
-        " SELECT $1, $2::jsonb WHERE EXISTS (SELECT 1 FROM {s}.tasks WHERE id = $1)"
-        " ON CONFLICT (task_id) DO UPDATE SET config = EXCLUDED.config, updated_at = now()"
-        " RETURNING task_id"
-    )
-    load_webhook: str = "SELECT config FROM {s}.webhook_configs WHERE task_id = $1"
-    delete_webhook: str = "DELETE FROM {s}.webhook_configs WHERE task_id = $1"
-    load_all_webhooks: str = "SELECT task_id, config FROM {s}.webhook_configs ORDER BY created_at"
-    task_records: str = (
-        "SELECT " + TASK_COLUMNS + ", t.owner_did, t.created_at, t.updated_at FROM {s}.tasks t"
-        " WHERE ($3::timestamptz IS NULL OR t.updated_at >= $3) ORDER BY t.seq LIMIT $1 OFFSET $2"
-    )
-    context_records: str = (
-        "SELECT id AS context_id, context_data, coalesce(message_history, '[]') AS message_history,"
-        " owner_did, created_at, updated_at FROM {s}.contexts ORDER BY seq LIMIT $1 OFFSET $2"
-    )
-    feedback_records: str = (
-        "SELECT id, task_id, feedback_data, created_at FROM {s}.task_feedback"
-        " ORDER BY id LIMIT $1 OFFSET $2"
-    )
-    task_events: str = (
-        "SELECT id, task_id, from_state, to_state, at FROM {s}.task_events"
-        " WHERE ($1::uuid IS NULL OR task_id = $1) ORDER BY id LIMIT $2 OFFSET $3"
-    )
+    The defaults are the templates (over ``{schema}``); ``for_schema`` gives the rendered set.
+    """
+
+    # --- tasks -----------------------------------------------------------------------------
+
+    load_task: str = """
+        -- $1 task id, $2 history length (NULL: the whole history; n: its last n messages)
+        SELECT t.id, t.context_id, t.state, t.state_timestamp,
+               CASE WHEN $2::int IS NULL THEN t.history
+                    ELSE coalesce(
+                           (SELECT jsonb_agg(e ORDER BY o)
+                              FROM jsonb_array_elements(t.history) WITH ORDINALITY AS h(e, o)
+                             WHERE o > jsonb_array_length(t.history) - $2::int),
+                           '[]')
+               END AS history,
+               t.artifacts, t.metadata
+          FROM {schema}.tasks t
+         WHERE t.id = $1
+    """
+
+    ensure_context: str = """
+        -- $1 context id, $2 the caller's DID
+        -- submit_task, first step: create the context if it is new, then report its owner.
+        WITH ins AS (
+            INSERT INTO {schema}.contexts (id, owner_did)
+            VALUES ($1, $2)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING owner_did
+        )
+        SELECT owner_did FROM ins
+        UNION ALL
+        SELECT owner_did FROM {schema}.contexts WHERE id = $1
+        LIMIT 1
+    """
+
+    context_owner: str = """
+        -- $1 context id
+        -- submit_task, when ensure_context saw no row (a concurrent transaction created the
+        -- context after this statement's snapshot). No FOR SHARE: two submits each holding a
+        -- share lock and then both updating the context's updated_at would deadlock. The owner
+        -- never changes once set, and the task's foreign key keeps the context from vanishing.
+        SELECT owner_did FROM {schema}.contexts WHERE id = $1
+    """
+
+    insert_task: str = """
+        -- $1 task id, $2 context id, $3 the first message, $4 the caller's DID (the owner)
+        -- submit_task of a new id: create the task, log its creation and touch its context.
+        -- An id already there is left alone (no row comes back; submit_task continues it).
+        WITH ins AS (
+            INSERT INTO {schema}.tasks (id, context_id, state, state_timestamp, history, owner_did)
+            VALUES ($1, $2, 'submitted', now(), jsonb_build_array($3::jsonb), $4)
+            ON CONFLICT (id) DO NOTHING
+            RETURNING *
+        ),
+        ev AS (
+            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at)
+            SELECT id, NULL, state, state_timestamp FROM ins
+        ),
+        ctx AS (
+            UPDATE {schema}.contexts
+               SET updated_at = now()
+             WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)
+        )
+        SELECT id, context_id, state, state_timestamp, history, artifacts, metadata
+          FROM ins t
+    """
+
+    continue_task: str = """
+        -- $1 task id, $2 the message, $3 the context id the caller names
+        -- submit_task of an existing id: append the message (unless its message_id is there:
+        -- a replay changes nothing) and put the task back to 'submitted', unless it is terminal
+        -- or belongs to another context. The caller reads why from prior_state, prior_context
+        -- and replay when no task comes back.
+        WITH cur AS (
+            SELECT id, context_id, state, history
+              FROM {schema}.tasks
+             WHERE id = $1
+               FOR UPDATE
+        ),
+        add AS (  -- the message to append: [message], or [] when already in the history
+            SELECT CASE WHEN cur.history @> jsonb_build_array(
+                                 jsonb_build_object('message_id', $2::jsonb -> 'message_id'))
+                        THEN '[]'::jsonb
+                        ELSE jsonb_build_array($2::jsonb)
+                   END AS v
+              FROM cur
+        ),
+        upd AS (
+            UPDATE {schema}.tasks t
+               SET history = t.history || add.v,
+                   state = 'submitted',
+                   state_timestamp = now(),
+                   updated_at = now()
+              FROM cur, add
+             WHERE t.id = cur.id
+               AND t.context_id = $3
+               AND add.v <> '[]'
+               AND cur.state NOT IN ('canceled', 'completed', 'failed', 'rejected')
+            RETURNING t.*
+        ),
+        ev AS (
+            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at)
+            SELECT upd.id, cur.state, upd.state, upd.state_timestamp
+              FROM upd, cur
+             WHERE cur.state <> upd.state
+        )
+        SELECT cur.state AS prior_state,
+               cur.context_id AS prior_context,
+               (SELECT v FROM add) = '[]'::jsonb AS replay,
+               upd.id, upd.context_id, upd.state, upd.state_timestamp,
+               upd.history, upd.artifacts, upd.metadata
+          FROM cur LEFT JOIN upd ON true
+    """
+
+    update_task: str = """
+        -- $1 task id, $2 the new state, $3 messages, $4 artifacts, $5 metadata to merge
+        -- Set the state, append the messages and artifacts not there yet (by message_id /
+        -- artifact_id, in the order given), merge the metadata (top-level keys) and log the
+        -- state change. The first terminal state wins: a terminal task only takes metadata,
+        -- staying in its state and growing nothing; otherwise no task comes back and the caller
+        -- reads why from prior_state and grows.
+        WITH cur AS (
+            SELECT id, state, history, artifacts
+              FROM {schema}.tasks
+             WHERE id = $1
+               FOR UPDATE
+        ),
+        add_h AS (  -- the new messages
+            SELECT coalesce(jsonb_agg(m ORDER BY o), '[]'::jsonb) AS v
+              FROM cur, jsonb_array_elements($3::jsonb) WITH ORDINALITY AS x(m, o)
+             WHERE NOT cur.history @> jsonb_build_array(
+                           jsonb_build_object('message_id', m -> 'message_id'))
+        ),
+        add_a AS (  -- the new artifacts
+            SELECT coalesce(jsonb_agg(a ORDER BY o), '[]'::jsonb) AS v
+              FROM cur, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(a, o)
+             WHERE NOT coalesce(cur.artifacts, '[]') @> jsonb_build_array(
+                           jsonb_build_object('artifact_id', a -> 'artifact_id'))
+        ),
+        upd AS (
+            UPDATE {schema}.tasks t
+               SET state = $2,
+                   state_timestamp = CASE  -- a terminal task keeps the time it ended
+                       WHEN cur.state IN ('canceled', 'completed', 'failed', 'rejected')
+                       THEN t.state_timestamp
+                       ELSE now()
+                   END,
+                   history = t.history || add_h.v,
+                   artifacts = coalesce(t.artifacts, '[]') || add_a.v,
+                   metadata = coalesce(t.metadata, '{}') || $5::jsonb,
+                   updated_at = now()
+              FROM cur, add_h, add_a
+             WHERE t.id = cur.id
+               AND (cur.state NOT IN ('canceled', 'completed', 'failed', 'rejected')
+                    OR (cur.state = $2 AND add_h.v = '[]' AND add_a.v = '[]'))
+            RETURNING t.*
+        ),
+        ev AS (
+            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at)
+            SELECT upd.id, cur.state, upd.state, upd.state_timestamp
+              FROM upd, cur
+             WHERE cur.state <> upd.state
+        )
+        SELECT cur.state AS prior_state,
+               (SELECT v FROM add_h) <> '[]' OR (SELECT v FROM add_a) <> '[]' AS grows,
+               upd.id, upd.context_id, upd.state, upd.state_timestamp,
+               upd.history, upd.artifacts, upd.metadata
+          FROM cur LEFT JOIN upd ON true
+    """
+
+    append_artifact_chunk: str = """
+        -- $1 task id, $2 the artifact chunk
+        -- Streaming: extend the parts of the artifact with the chunk's artifact_id, or append
+        -- the chunk as a new artifact; refused (appended = false) on a terminal task.
+        WITH cur AS (
+            SELECT id, state, coalesce(artifacts, '[]') AS artifacts
+              FROM {schema}.tasks
+             WHERE id = $1
+               FOR UPDATE
+        ),
+        upd AS (
+            UPDATE {schema}.tasks t
+               SET updated_at = now(),
+                   artifacts = CASE
+                       WHEN cur.artifacts @> jsonb_build_array(
+                                jsonb_build_object('artifact_id', $2::jsonb -> 'artifact_id'))
+                       THEN (SELECT jsonb_agg(CASE WHEN a -> 'artifact_id' = $2::jsonb -> 'artifact_id'
+                                                   THEN jsonb_set(a, '{parts}',
+                                                            coalesce(a -> 'parts', '[]')
+                                                            || coalesce($2::jsonb -> 'parts', '[]'))
+                                                   ELSE a
+                                              END ORDER BY o)
+                               FROM jsonb_array_elements(cur.artifacts) WITH ORDINALITY AS x(a, o))
+                       ELSE cur.artifacts || jsonb_build_array($2::jsonb)
+                   END
+              FROM cur
+             WHERE t.id = cur.id
+               AND cur.state NOT IN ('canceled', 'completed', 'failed', 'rejected')
+            RETURNING t.id
+        )
+        SELECT cur.state AS prior_state,
+               EXISTS (SELECT 1 FROM upd) AS appended
+          FROM cur
+    """
+
+    update_task_state_if: str = """
+        -- $1 task id, $2 the state it must be in, $3 the state to move to, $4 the request key
+        -- Compare-and-set of the state. $4 is the caller's request key, the same on every
+        -- retry: a retry whose first attempt committed (its reply was lost) finds its own event
+        -- in "mine" and answers moved = true again, without moving twice.
+        WITH cur AS (
+            SELECT id, state
+              FROM {schema}.tasks
+             WHERE id = $1
+               FOR UPDATE
+        ),
+        mine AS (
+            SELECT true AS done
+              FROM {schema}.task_events
+             WHERE task_id = $1 AND request_key = $4
+             LIMIT 1
+        ),
+        upd AS (
+            UPDATE {schema}.tasks t
+               SET state = $3,
+                   state_timestamp = now(),
+                   updated_at = now()
+              FROM cur
+             WHERE t.id = cur.id
+               AND cur.state = $2
+               AND cur.state NOT IN ('canceled', 'completed', 'failed', 'rejected')
+               AND NOT EXISTS (SELECT FROM mine)
+            RETURNING t.id, t.state, t.state_timestamp
+        ),
+        ev AS (
+            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at, request_key)
+            SELECT upd.id, cur.state, upd.state, upd.state_timestamp, $4
+              FROM upd, cur
+             WHERE cur.state <> upd.state
+        )
+        -- a terminal task asked to stay where it is: moved = true and (as in update_task)
+        -- nothing changes
+        SELECT cur.state AS prior_state,
+               upd.id IS NOT NULL
+                 OR (cur.state = $2 AND cur.state = $3)
+                 OR EXISTS (SELECT FROM mine) AS moved
+          FROM cur LEFT JOIN upd ON true
+    """
+
+    list_tasks: str = """
+        -- $1 limit (NULL: all), $2 offset, $3 owner DID (NULL: any); newest first
+        SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata
+          FROM {schema}.tasks t
+         WHERE ($3::text IS NULL OR t.owner_did = $3)
+         ORDER BY t.seq DESC
+         LIMIT $1 OFFSET $2
+    """
+
+    count_tasks: str = """
+        -- $1 state (NULL: every task)
+        SELECT count(*) FROM {schema}.tasks WHERE ($1::text IS NULL OR state = $1)
+    """
+
+    list_tasks_by_context: str = """
+        -- $1 context id, $2 limit (NULL: all), $3 offset, $4 owner DID (NULL: any); oldest first
+        SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata
+          FROM {schema}.tasks t
+         WHERE t.context_id = $1
+           AND ($4::text IS NULL OR t.owner_did = $4)
+         ORDER BY t.seq
+         LIMIT $2 OFFSET $3
+    """
+
+    get_task_owner: str = """
+        -- $1 task id
+        SELECT owner_did FROM {schema}.tasks WHERE id = $1
+    """
+
+    # --- contexts --------------------------------------------------------------------------
+
+    load_context: str = """
+        -- $1 context id
+        SELECT context_data FROM {schema}.contexts WHERE id = $1
+    """
+
+    update_context: str = """
+        -- $1 context id, $2 the context's data (replaces what was there)
+        INSERT INTO {schema}.contexts (id, context_data)
+        VALUES ($1, $2::jsonb)
+        ON CONFLICT (id) DO UPDATE
+           SET context_data = EXCLUDED.context_data,
+               updated_at = now()
+    """
+
+    append_to_context: str = """
+        -- $1 context id, $2 messages
+        -- Append the messages whose message_id is not in the history yet, in the order given;
+        -- a new context gets them all.
+        INSERT INTO {schema}.contexts AS c (id, message_history)
+        VALUES ($1, $2::jsonb)
+        ON CONFLICT (id) DO UPDATE
+           SET updated_at = now(),
+               message_history = coalesce(c.message_history, '[]') || coalesce(
+                   (SELECT jsonb_agg(m ORDER BY o)
+                      FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS x(m, o)
+                     WHERE NOT coalesce(c.message_history, '[]') @> jsonb_build_array(
+                                   jsonb_build_object('message_id', m -> 'message_id'))),
+                   '[]')
+    """
+
+    list_contexts: str = """
+        -- $1 limit (NULL: all), $2 offset, $3 owner DID (NULL: any); newest first, each with
+        -- its task count and task ids (oldest first)
+        SELECT c.id AS context_id,
+               c.context_data,
+               (SELECT count(*) FROM {schema}.tasks t WHERE t.context_id = c.id) AS task_count,
+               coalesce((SELECT array_agg(t.id ORDER BY t.seq)
+                           FROM {schema}.tasks t
+                          WHERE t.context_id = c.id),
+                        '{}') AS task_ids
+          FROM {schema}.contexts c
+         WHERE ($3::text IS NULL OR c.owner_did = $3)
+         ORDER BY c.seq DESC
+         LIMIT $1 OFFSET $2
+    """
+
+    get_context_owner: str = """
+        -- $1 context id
+        SELECT owner_did FROM {schema}.contexts WHERE id = $1
+    """
+
+    clear_context: str = """
+        -- $1 context id; the foreign keys cascade to its tasks and everything attached to them
+        DELETE FROM {schema}.contexts WHERE id = $1
+    """
+
+    clear_all: str = """
+        TRUNCATE {schema}.task_feedback, {schema}.task_events, {schema}.webhook_configs,
+                 {schema}.tasks, {schema}.contexts
+    """
+
+    # --- feedback --------------------------------------------------------------------------
+
+    store_feedback: str = """
+        -- $1 task id, $2 the feedback, $3 the request key (the same on every retry, so the
+        -- entry is stored once); no row comes back for an unknown task (or a retry)
+        INSERT INTO {schema}.task_feedback (task_id, feedback_data, request_key)
+        SELECT $1, $2::jsonb, $3
+         WHERE EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1)
+        ON CONFLICT (request_key) DO NOTHING
+        RETURNING id
+    """
+
+    task_exists: str = """
+        -- $1 task id
+        SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1)
+    """
+
+    get_feedback: str = """
+        -- $1 task id; oldest first
+        SELECT feedback_data FROM {schema}.task_feedback WHERE task_id = $1 ORDER BY id
+    """
+
+    # --- webhook configs -------------------------------------------------------------------
+
+    save_webhook: str = """
+        -- $1 task id, $2 the config (replaces the task's config); no row for an unknown task
+        INSERT INTO {schema}.webhook_configs (task_id, config)
+        SELECT $1, $2::jsonb
+         WHERE EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1)
+        ON CONFLICT (task_id) DO UPDATE
+           SET config = EXCLUDED.config,
+               updated_at = now()
+        RETURNING task_id
+    """
+
+    load_webhook: str = """
+        -- $1 task id
+        SELECT config FROM {schema}.webhook_configs WHERE task_id = $1
+    """
+
+    delete_webhook: str = """
+        -- $1 task id
+        DELETE FROM {schema}.webhook_configs WHERE task_id = $1
+    """
+
+    load_all_webhooks: str = """
+        SELECT task_id, config FROM {schema}.webhook_configs ORDER BY created_at
+    """
+
+    # --- the analysis read API (oldest first) ----------------------------------------------
+
+    task_records: str = """
+        -- $1 limit (NULL: all), $2 offset, $3 updated since (NULL: any time)
+        SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata,
+               t.owner_did, t.created_at, t.updated_at
+          FROM {schema}.tasks t
+         WHERE ($3::timestamptz IS NULL OR t.updated_at >= $3)
+         ORDER BY t.seq
+         LIMIT $1 OFFSET $2
+    """
+
+    context_records: str = """
+        -- $1 limit (NULL: all), $2 offset
+        SELECT id AS context_id, context_data,
+               coalesce(message_history, '[]') AS message_history,
+               owner_did, created_at, updated_at
+          FROM {schema}.contexts
+         ORDER BY seq
+         LIMIT $1 OFFSET $2
+    """
+
+    feedback_records: str = """
+        -- $1 limit (NULL: all), $2 offset
+        SELECT id, task_id, feedback_data, created_at
+          FROM {schema}.task_feedback
+         ORDER BY id
+         LIMIT $1 OFFSET $2
+    """
+
+    task_events: str = """
+        -- $1 task id (NULL: every task), $2 limit (NULL: all), $3 offset
+        SELECT id, task_id, from_state, to_state, at
+          FROM {schema}.task_events
+         WHERE ($1::uuid IS NULL OR task_id = $1)
+         ORDER BY id
+         LIMIT $2 OFFSET $3
+    """
 
     @classmethod
     def for_schema(cls, schema: str) -> Statements:
-        """Render every statement for ``schema``."""
-        s = quote_ident(validate_schema_name(schema))
-        return cls(**{f.name: f.default.format(s=s) for f in fields(cls)})  # type: ignore[union-attr]
+        """Every statement with ``{schema}`` replaced by ``schema``, validated and quoted."""
+        quoted = quote_ident(validate_schema_name(schema))
+        templates = {f.name: f.default for f in fields(cls) if isinstance(f.default, str)}
+        return cls(**{name: _render(template, quoted) for name, template in templates.items()})
 
     @cached_property
     def _names(self) -> dict[str, str]:
@@ -219,3 +489,11 @@ class Statements:
     def name_of(self, statement: str) -> str:
         """The name of one of these statements (for error messages and logs)."""
         return self._names.get(statement, "statement")
+
+
+def _render(template: str, quoted_schema: str) -> str:
+    """The statement of ``template`` for one schema, without the indentation of this file."""
+    lines = [line.strip() and line for line in template.strip("\n").splitlines()]
+    indent = min(len(line) - len(line.lstrip()) for line in lines if line)
+    text = "\n".join(line[indent:] for line in lines).rstrip()
+    return text.replace(SCHEMA_PLACEHOLDER, quoted_schema)

@@ -18,12 +18,14 @@ itself would record. The same seed always gives the same data, ids included.
 
 ``await load(storage, data)`` writes the data:
 
-* **PostgreSQL** — a bulk path: one transaction of ``COPY … FROM STDIN`` into ``contexts``,
-  ``tasks``, ``task_events`` and ``task_feedback`` of the storage's schema (through its pool),
+* **PostgreSQL** (any storage readable with SQL, ``storage.read.SqlReadable``) — a bulk path:
+  one transaction of ``COPY … FROM STDIN`` into ``contexts``, ``tasks``, ``task_events`` and
+  ``task_feedback`` of the storage's schema (on a connection from its ``connection()``),
   keeping every generated timestamp; then ``ANALYZE``.
 * **memory** — a replay through the public ``Storage`` API in timeline order, with the
-  storage's clock set to each step's time, so the timestamps are the generated ones as well.
-  Any other ``Storage`` gets the same replay, stamped with its own clock ("now").
+  storage's clock set to each step's time (``storage.clock.Clocked``), so the timestamps are
+  the generated ones as well. Any other ``Storage`` gets the same replay, stamped with its own
+  time ("now").
 """
 
 from bindu_storage.synthetic.catalog import AGENTS, AgentProfile, SkillProfile

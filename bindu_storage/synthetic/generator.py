@@ -1,4 +1,8 @@
-"""``generate``: seeded tasks, contexts, events and feedback, in the order a storage creates them."""
+"""``generate``: seeded tasks, contexts, events and feedback, in the order a storage creates them.
+
+About 400 lines: one seeded pass whose steps (conversations, lifecycles, payments, feedback) share
+the same random stream, so their order is part of the output; they stay together.
+"""
 
 from __future__ import annotations
 

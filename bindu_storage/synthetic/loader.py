@@ -1,4 +1,10 @@
-"""``load``: bulk COPY into PostgreSQL, or a timeline replay through the Storage API."""
+"""``load``: bulk COPY into a storage readable with SQL, or a timeline replay through the Storage API.
+
+The loader never looks at a backend's class: a storage that implements ``storage.read.SqlReadable``
+(its rows are PostgreSQL tables of the documented schema) gets the COPY path over a connection
+from ``connection()``; any other storage gets the replay, with its clock set to the recorded
+times when it has one (``storage.clock.Clocked``).
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,8 @@ from typing import Any
 from bindu_storage.errors import InvalidValueError, StorageError
 from bindu_storage.sqlnames import quote_ident
 from bindu_storage.storage.base import Storage
-from bindu_storage.storage.memory import InMemoryStorage
-from bindu_storage.storage.postgres import PostgresStorage
+from bindu_storage.storage.clock import clock_set_to
+from bindu_storage.storage.read import SqlReadable, sql_readable
 from bindu_storage.synthetic.records import LoadResult, SyntheticData, SyntheticEvent
 from bindu_storage.types import TERMINAL_STATES, Message
 
@@ -21,7 +27,7 @@ from bindu_storage.types import TERMINAL_STATES, Message
 async def load(
     storage: Storage, data: SyntheticData, progress: bool = False, chunk_rows: int = 5000
 ) -> LoadResult:
-    """Write ``data`` into ``storage`` (COPY for PostgreSQL, an API replay otherwise).
+    """Write ``data`` into ``storage`` (COPY when it is readable with SQL, an API replay otherwise).
 
     The bulk load runs in one transaction: if any id is already present nothing is written and
     ``InvalidValueError`` says so. ``progress=True`` shows a tqdm progress bar on stderr.
@@ -31,10 +37,11 @@ async def load(
     if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise InvalidValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     started = time.perf_counter()
-    bar = _progress(progress, data.rows if isinstance(storage, PostgresStorage) else _op_count(data))
+    readable = sql_readable(storage)
+    bar = _progress(progress, data.rows if readable is not None else _op_count(data))
     try:
-        if isinstance(storage, PostgresStorage):
-            await _copy(storage, data, bar, chunk_rows)
+        if readable is not None:
+            await _copy(readable, data, bar, chunk_rows)
             method = "copy"
         else:
             await _replay(storage, data, bar)
@@ -147,17 +154,16 @@ async def _chunks(rows: Iterator[str], chunk_rows: int, bar: Any) -> AsyncIterat
         bar.update(len(batch))
 
 
-async def _copy(storage: PostgresStorage, data: SyntheticData, bar: Any, chunk_rows: int) -> None:
+async def _copy(storage: SqlReadable, data: SyntheticData, bar: Any, chunk_rows: int) -> None:
     import asyncpg
 
-    await storage.connect()
-    pool = storage.pool
-    assert pool is not None
-    # The command timeout is sized for single statements; a bulk load gets one that grows
-    # with its size (a floor of 1,000 rows a second).
-    timeout = storage.command_timeout + data.rows / 1000
+    # The storage's command timeout (PostgresStorage.command_timeout) is sized for single
+    # statements; a bulk load gets one that grows with its size (a floor of 1,000 rows a second).
+    # Without one the connection's own bound applies.
+    bound: float | None = getattr(storage, "command_timeout", None)
+    timeout = None if bound is None else bound + data.rows / 1000
     try:
-        async with pool.acquire() as conn:
+        async with storage.connection() as conn:
             async with conn.transaction():
                 # Bigger GIN pending lists, merged with more memory: the JSONB indexes are most
                 # of the cost of a bulk load (this halves it). Both last for this transaction only.
@@ -258,17 +264,10 @@ def _operations(data: SyntheticData) -> list[_Op]:
 async def _replay(storage: Storage, data: SyntheticData, bar: Any) -> None:
     ops = _operations(data)
     now = [datetime.now(UTC)]
-    clocked = isinstance(storage, InMemoryStorage)
-    saved = storage.clock if isinstance(storage, InMemoryStorage) else None
-    if isinstance(storage, InMemoryStorage):
-        storage.clock = lambda: now[0]
-    try:
+    with clock_set_to(storage, lambda: now[0]):  # a storage with a clock keeps the recorded times
         for n, (at, _r, _s, _sub, method, args, kwargs) in enumerate(ops, 1):
             now[0] = at
             await getattr(storage, method)(*args, **kwargs)
             if n % 1000 == 0:
                 bar.update(1000)
         bar.update(len(ops) % 1000)
-    finally:
-        if clocked and saved is not None:
-            storage.clock = saved  # type: ignore[union-attr]
