@@ -39,6 +39,7 @@ from bindu_storage.storage.retry import (
     TRANSIENT_ERRORS,
     backoff,
     configuration_error,
+    is_final,
 )
 from bindu_storage.storage.sql import Statements
 
@@ -326,8 +327,7 @@ class PostgresBase(Storage):
                     raise exc.__context__ from None
                 raise
             except TRANSIENT_ERRORS as exc:
-                final = (TimeoutError, StorageError, *CONFIGURATION_ERRORS)
-                if not idempotent and not isinstance(exc, final):
+                if not idempotent and not is_final(exc):
                     raise self._outcome_unknown(what, exc) from None
                 raise
             finally:

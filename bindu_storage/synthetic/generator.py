@@ -13,7 +13,7 @@ import random
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from bindu_storage.errors import InvalidValueError
 from bindu_storage.synthetic.catalog import (
@@ -39,7 +39,7 @@ from bindu_storage.synthetic.catalog import (
     SkillProfile,
 )
 from bindu_storage.synthetic.records import DEFAULT_START, SyntheticData, SyntheticEvent, SyntheticFeedback
-from bindu_storage.types import TERMINAL_STATES
+from bindu_storage.types import TERMINAL_STATES, Artifact, Message
 
 _V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # version and variant bits
 _V4_SET = (4 << 76) | (0x8000 << 48)
@@ -379,7 +379,9 @@ class _Generator:
                 "task": {
                     "id": tid, "context_id": t.context.id, "kind": "task",
                     "status": {"state": t.state, "timestamp": last.isoformat(timespec="microseconds")},  # type: ignore[typeddict-item]
-                    "history": t.history, "artifacts": t.artifacts, "metadata": t.metadata,
+                    # the generator builds valid A2A messages and artifacts as plain dicts
+                    "history": cast(list[Message], t.history),
+                    "artifacts": cast(list[Artifact], t.artifacts), "metadata": t.metadata,
                 },
                 "owner_did": t.owner, "created_at": t.created, "updated_at": last,
             })

@@ -220,10 +220,12 @@ def _operations(data: SyntheticData) -> list[_Op]:
         task = rec["task"]
         tid, cid, owner = task["id"], task["context_id"], rec["owner_did"]
         rank[tid] = r
-        history: list[Message] = task.get("history", [])  # type: ignore[assignment]
+        history: list[Message] = task.get("history", [])
         artifacts = task.get("artifacts", [])
         metadata = task.get("metadata", {})
-        identity = {k: metadata[k] for k in ("agent", "skill", "priority", "model") if k in metadata}
+        identity: dict[str, Any] = {
+            k: metadata[k] for k in ("agent", "skill", "priority", "model") if k in metadata
+        }
         events = by_task.get(tid, [])
         pos, worked = 0, False
         for step, ev in enumerate(events):
