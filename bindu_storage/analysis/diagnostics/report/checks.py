@@ -216,7 +216,7 @@ async def index_cache_hit_ratio(d: IndexesTopic, limit: Limit, min_blocks: int) 
 @check("invalid indexes", "indexes")
 async def invalid_indexes(d: IndexesTopic) -> Verdict:
     frame = await d.invalid_indexes()
-    names = ", ".join(frame["index_name"].astype(str))
+    names = ", ".join(str(name) for name in frame["index_name"])
     return Verdict(
         "warn" if len(frame) else "ok", f"{len(frame)} invalid: {names}" if len(frame) else "none",
         "warn >= 1",
