@@ -176,7 +176,7 @@ async def test_what_upstream_does_not_keep_is_an_empty_frame(up: dict[str, Any])
         "id", "task_id", "from_state", "to_state", "at", "duration_s", "in_state_s",
     ]
     assert events["to_state"].dtype == STATE_DTYPE and events["id"].dtype == np.int64
-    chunks = [c async for c in F.iter_events_frame(up["url"], schema=up["schema"])]
+    chunks = [c async for c in F.events_frame(up["url"], schema=up["schema"], chunksize=50_000)]
     assert len(chunks) == 1 and len(chunks[0]) == 0
 
 
@@ -184,12 +184,12 @@ async def test_streaming_an_upstream_schema_pages_by_created_at_and_id(up: dict[
     url, schema = up["url"], up["schema"]
     whole = await F.tasks_frame(url, schema=schema)
     for size in (1, 2):
-        chunks = [c async for c in F.iter_tasks_frame(url, schema=schema, chunksize=size)]
+        chunks = [c async for c in F.tasks_frame(url, schema=schema, chunksize=size)]
         assert [len(c) for c in chunks] == ([1, 1, 1] if size == 1 else [2, 1])
         pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), whole)
-    messages = [c async for c in F.iter_messages_frame(url, schema=schema, chunksize=1)]
+    messages = [c async for c in F.messages_frame(url, schema=schema, chunksize=1)]
     assert pd.concat(messages)["text"].tolist() == ["question 0", "the answer", "question 1", "question 2"]
-    feedback = [c async for c in F.iter_feedback_frame(url, schema=schema, chunksize=1)]
+    feedback = [c async for c in F.feedback_frame(url, schema=schema, chunksize=1)]
     assert len(feedback) == 1 and feedback[0]["rating"].tolist() == [5]
 
 
