@@ -1,220 +1,303 @@
-"""Frame loader throughput on PostgreSQL, each against the fastest raw read of its rows.
+"""Frames on PostgreSQL against the fastest Arrow loaders, in one run, interleaved rounds.
 
-Seeds ``--tasks`` tasks (default 200,000) with ``INSERT ... SELECT generate_series`` into a
-throwaway PostgreSQL: metadata with nested keys, a two-message history, an artifact, feedback on
-every fifth task, three or two state changes per task, context data on every context. Then
-times, best of ``--repeat`` runs each:
+Seeds ``--tasks`` synthetic tasks (``bindu_storage.synthetic``: default 200,000) into a
+throwaway PostgreSQL (or the database at ``--database-url``, seeded only when it holds no task),
+then runs, ``--rounds`` times (default 5) in a rotating order, each contender in a fresh process
+(its imports not timed; its peak resident memory read from ``getrusage``):
 
-* for each loader, its floor: ``copy_from_query`` of the raw rows it is built from (every
-  column it reads, JSONB as text) into a buffer: the bytes moved, nothing decoded;
-* the loader from the URL (``tasks_frame``, ``messages_frame``, ``artifacts_frame``,
-  ``contexts_frame``, ``feedback_frame``, ``events_frame``);
-* for tasks also asyncpg ``fetch`` of the raw rows (JSONB left as text), ``tasks_frame`` in
-  chunks of 50,000 (``chunksize=50_000``), ``tasks_frame(dtype_backend="pyarrow")`` (the Arrow
-  arrays parsed from the CSV kept as they are), and the naive way: fetch whole JSONB rows,
-  ``json.loads`` and ``pandas.json_normalize``.
+* ours: ``tasks_frame``, ``feedback_frame(with_task=True)``, ``messages_frame`` from the URL;
+  ``tasks_frame(metadata_columns=<every metadata key>)``; ``tasks_frame(chunksize=50_000)``;
+* the peers, each with the projection pushed into SQL (the same rows and columns as our frame:
+  counts, ratings and every flattened key computed by the server): ADBC
+  (``adbc_driver_postgresql.dbapi`` → ``fetch_arrow_table()`` → ``to_pandas()``) and connectorx
+  (``read_sql(..., return_type="arrow")`` → ``to_pandas()``).
 
-Prints rows/s and each time as a ratio of its loader's floor. Run:
-``python benchmarks/bench_frames.py [--tasks 200000] [--repeat 3] [--only tasks,events]
-[--database-url URL]`` (without a URL it starts its own throwaway PostgreSQL, fsync off; with
-one it reads the ``public`` schema there, migrating and seeding it first when it has no tasks).
+Prints the median and best time, rows, peak memory, and each frame's median ÷ the fastest peer's
+median (``x peer``). Peers are benchmark-only dependencies: ``pip install adbc-driver-postgresql
+connectorx``. Run: ``python benchmarks/bench_frames.py [--tasks 200000] [--rounds 5]
+[--only tasks,feedback,messages,metadata,chunked] [--database-url URL]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
+import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import pandas as pd
 
-from bindu_storage.analysis import frames as F
-from bindu_storage.storage import migrate
-from bindu_storage.testing import TemporaryPostgres
-
-SEED = """
-INSERT INTO contexts (id, context_data, created_at, updated_at)
-SELECT md5('c' || g)::uuid,
-       jsonb_build_object(
-         'topic', (ARRAY['travel', 'code', 'billing', 'misc'])[1 + g % 4],
-         'user', jsonb_build_object('tier', (ARRAY['free', 'pro'])[1 + g % 2], 'locale', 'en-' || (g % 7)),
-         'turns', g % 40),
-       now() - interval '30 days', now()
-FROM generate_series(1, $1 / 4) AS g;
-
-INSERT INTO tasks (id, context_id, state, state_timestamp, history, artifacts, metadata,
-                   created_at, updated_at, owner_did)
-SELECT md5('t' || g)::uuid,
-       md5('c' || (1 + g % ($1 / 4)))::uuid,
-       (ARRAY['completed', 'completed', 'completed', 'failed', 'working', 'canceled'])[1 + g % 6],
-       now() - (g || ' seconds')::interval,
-       jsonb_build_array(
-         jsonb_build_object('message_id', md5('m1' || g), 'kind', 'message', 'role', 'user',
-           'parts', jsonb_build_array(jsonb_build_object('kind', 'text', 'text', 'question ' || g))),
-         jsonb_build_object('message_id', md5('m2' || g), 'kind', 'message', 'role', 'agent',
-           'parts', jsonb_build_array(jsonb_build_object('kind', 'text', 'text', 'answer ' || g)))),
-       jsonb_build_array(jsonb_build_object('artifact_id', md5('a' || g), 'name', 'result',
-           'parts', jsonb_build_array(jsonb_build_object('kind', 'text', 'text', 'result ' || g)))),
-       jsonb_build_object(
-         'agent', (ARRAY['planner', 'coder', 'reviewer'])[1 + g % 3],
-         'model', jsonb_build_object('name', 'm-' || (g % 4), 'temperature', (g % 10) / 10.0),
-         'usage', jsonb_build_object('prompt_tokens', g % 900, 'completion_tokens', g % 400),
-         'latency_ms', (g % 5000) + 0.5,
-         'cached', g % 2 = 0,
-         'tags', jsonb_build_array('t' || (g % 5))),
-       now() - ((g + 60) || ' seconds')::interval,
-       now() - (g || ' seconds')::interval,
-       'did:bindu:user' || (g % 50)
-FROM generate_series(1, $1) AS g
-ORDER BY g;
-
-INSERT INTO task_feedback (task_id, feedback_data)
-SELECT md5('t' || g)::uuid, jsonb_build_object('rating', 1 + g % 5, 'comment', 'fine ' || g)
-FROM generate_series(1, $1, 5) AS g;
-
-INSERT INTO task_events (task_id, from_state, to_state, at)
-SELECT t.id, e.from_state, e.to_state, e.at
-FROM tasks t CROSS JOIN LATERAL (VALUES
-  (1, NULL, 'submitted', t.created_at),
-  (2, 'submitted', 'working', t.created_at + interval '7 seconds'),
-  (3, 'working', t.state, t.updated_at)) AS e(n, from_state, to_state, at)
-WHERE e.n < 3 OR t.state <> 'working'
-ORDER BY t.seq, e.n;
-"""
-
-RAW_COLUMNS = (
-    "id, context_id, state, state_timestamp, created_at, updated_at, history, artifacts, "
-    "metadata, owner_did"
-)
-RAW_TASKS = f"SELECT {RAW_COLUMNS} FROM tasks ORDER BY seq"
-
-LOADERS: dict[str, tuple[Callable[..., Awaitable[pd.DataFrame]], str]] = {
-    "tasks": (F.tasks_frame, RAW_TASKS),
-    "messages": (F.messages_frame, "SELECT id, context_id, history FROM tasks ORDER BY seq"),
-    "artifacts": (F.artifacts_frame, "SELECT id, context_id, artifacts FROM tasks ORDER BY seq"),
-    "contexts": (
-        F.contexts_frame,
-        "SELECT id, context_data, message_history, created_at, updated_at, owner_did"
-        " FROM contexts ORDER BY seq",
-    ),
-    "feedback": (
-        F.feedback_frame, "SELECT id, task_id, created_at, feedback_data FROM task_feedback ORDER BY id"
-    ),
-    "events": (F.events_frame, "SELECT id, task_id, from_state, to_state, at FROM task_events ORDER BY id"),
-}
-"""Loader name → (loader, the floor: a raw read of the rows it is built from)."""
+CHUNKSIZE = 50_000
 
 
-async def seed(url: str, n: int) -> None:
-    """Insert ``n`` tasks and what belongs to them."""
-    conn = await asyncpg.connect(url)
+@dataclass
+class Contender:
+    """One way of loading a frame, run in a child process."""
+
+    group: str
+    """The frame it loads: its time is compared with the fastest peer of the same group."""
+    name: str
+    how: str
+    """``ours``, ``adbc`` or ``connectorx``."""
+    frame: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    sql: str = ""
+    times: list[float] = field(default_factory=list)
+    peak_mib: list[float] = field(default_factory=list)
+    rows: int = 0
+    columns: int = 0
+
+
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def extraction(doc: str, path: tuple[str, ...], kind: str) -> str:
+    """SQL reading the value at ``path`` of ``doc`` as a column of ``kind`` (a peer's projection)."""
+    head = "".join(f" -> {literal(k)}" for k in path[:-1])
+    last = literal(path[-1])
+    if kind == "object":
+        return f"({doc}{head} -> {last})::text"
+    text = f"({doc}{head} ->> {last})"
+    cast = {"Int64": "::bigint", "int": "::bigint", "float": "::float8", "bool": "::boolean"}
+    return text + cast.get(kind, "")
+
+
+async def flat_sql(url: str, frame: str, doc: str, kwargs: dict[str, Any]) -> list[str]:
+    """Select expressions for the flattened columns our frame gives (from our own planner, so
+    the peers read the very same key paths)."""
+    from bindu_storage.analysis.frames._options import TaskFilters
+    from bindu_storage.analysis.frames._pg import statements
+    from bindu_storage.analysis.frames._pg.read import plan
+    from bindu_storage.analysis.frames._pg.reader import PgReader
+
+    reader = PgReader("public", dsn=url)
     try:
-        for statement in SEED.split(";\n"):
-            if statement.strip():
-                await conn.execute(statement.replace("$1", str(n)))
-        await conn.execute("VACUUM ANALYZE")
+        info = await reader.info()
+        if frame == "tasks":
+            query = statements.tasks_query(info, TaskFilters(), kwargs.get("metadata_columns"))
+        else:
+            query = statements.feedback_query(info, TaskFilters(), None, None, True, None, None)
+        flat = await plan(reader, query, None)
     finally:
-        await conn.close()
+        await reader.close()
+    exprs = []
+    for _, col in flat:
+        reads = [extraction(doc, path, col.kind) for path in col.paths]
+        expr = reads[0] if len(reads) == 1 else f"coalesce({', '.join(reads)})"
+        exprs.append(f'{expr} AS "{col.name}"')
+    return exprs
 
 
-async def best(repeat: int, run: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
-    """The shortest of ``repeat`` runs, and the last result."""
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = await run()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+def tasks_sql(flat: list[str]) -> str:
+    """``tasks_frame`` as one statement."""
+    return f"""
+SELECT t.id::text AS id, t.context_id::text AS context_id, t.state, t.state_timestamp,
+       t.created_at, t.updated_at,
+       jsonb_array_length(t.history) AS history_len,
+       jsonb_array_length(t.artifacts) AS artifact_count,
+       coalesce(f.n, 0) AS feedback_count, f.mean AS mean_rating, t.owner_did,
+       {', '.join(flat)}
+FROM tasks t
+LEFT JOIN (SELECT task_id, count(*) AS n, avg((feedback_data ->> 'rating')::float8) AS mean
+           FROM task_feedback GROUP BY task_id) AS f ON f.task_id = t.id
+ORDER BY t.seq"""
+
+
+def feedback_sql(flat: list[str]) -> str:
+    """``feedback_frame(with_task=True)`` as one statement."""
+    return f"""
+SELECT fb.id, fb.task_id::text AS task_id, fb.created_at,
+       (fb.feedback_data ->> 'rating')::bigint AS rating,
+       coalesce(fb.feedback_data ->> 'comment', fb.feedback_data ->> 'feedback') AS comment,
+       t.context_id::text AS context_id, t.state{''.join(', ' + e for e in flat)}
+FROM task_feedback fb JOIN tasks t ON t.id = fb.task_id
+ORDER BY fb.id"""
+
+
+MESSAGES_SQL = """
+SELECT t.id::text AS task_id, t.context_id::text AS context_id, h.o - 1 AS position,
+       h.m ->> 'message_id' AS message_id, h.m ->> 'role' AS role,
+       array_to_string(ARRAY(SELECT jsonb_path_query(h.m -> 'parts',
+         'strict $[*] ? (@.kind == "text").text') #>> '{}'), E'\\n') AS text,
+       array_to_string(ARRAY(SELECT jsonb_path_query(h.m -> 'parts',
+         'strict $[*].kind') #>> '{}'), ',') AS part_kinds
+FROM tasks t CROSS JOIN LATERAL jsonb_array_elements(t.history) WITH ORDINALITY AS h(m, o)
+ORDER BY t.seq, h.o"""
+
+
+# --- the child: one load, timed ------------------------------------------------------------------
+
+
+def peak_rss_mib() -> float:
+    """The peak resident memory of this process (``VmHWM``: unlike ``ru_maxrss``, not inherited
+    from the parent across ``exec``)."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+
+
+def child(spec: dict[str, Any], url: str) -> None:
+    """Load once as ``spec`` says; print seconds, shape and peak memory as JSON."""
+    import pandas  # noqa: F401 - imported before the timer, as by any caller
+    import pyarrow  # noqa: F401
+
+    how = spec["how"]
+    if how == "ours":
+        from bindu_storage.analysis import frames
+
+        load = getattr(frames, f"{spec['frame']}_frame")
+
+        async def ours() -> tuple[int, int]:
+            if "chunksize" in spec["kwargs"]:
+                rows = cols = 0
+                async for chunk in load(url, **spec["kwargs"]):
+                    rows, cols = rows + len(chunk), chunk.shape[1]
+                return rows, cols
+            df = await load(url, **spec["kwargs"])
+            return df.shape
+
+        run = lambda: asyncio.run(ours())  # noqa: E731
+    elif how == "adbc":
+        import adbc_driver_postgresql.dbapi as adbc
+
+        def run() -> tuple[int, int]:
+            with adbc.connect(url) as conn, conn.cursor() as cur:
+                cur.execute(spec["sql"])
+                return cur.fetch_arrow_table().to_pandas().shape
+
+    else:
+        import connectorx as cx
+
+        def run() -> tuple[int, int]:
+            return cx.read_sql(url, spec["sql"], return_type="arrow").to_pandas().shape
+
+    base = peak_rss_mib()
+    started = time.perf_counter()
+    rows, cols = run()
+    seconds = time.perf_counter() - started
+    peak = peak_rss_mib()
+    print(json.dumps({"seconds": seconds, "rows": rows, "columns": cols, "peak": peak, "base": base}))
+
+
+# --- the parent: seed, plan, interleave ----------------------------------------------------------
 
 
 async def prepare(url: str, n: int) -> int:
     """Migrate and seed the database when it has no tasks; the number of tasks it holds."""
+    from bindu_storage import PostgresStorage
+    from bindu_storage.storage import migrate
+    from bindu_storage.synthetic import generate, load
+
     await migrate.upgrade(url)
     conn = await asyncpg.connect(url)
     try:
         held = int(await conn.fetchval("SELECT count(*) FROM tasks"))
+        if held:
+            return held
+        started = time.perf_counter()
+        storage = PostgresStorage(url)
+        try:
+            await load(storage, generate(n))
+        finally:
+            await storage.close()
+        await conn.execute("VACUUM ANALYZE")
+        print(f"seeded {n:,} tasks in {time.perf_counter() - started:.1f} s", flush=True)
+        return n
     finally:
         await conn.close()
-    if held:
-        return held
-    t0 = time.perf_counter()
-    await seed(url, n)
-    print(f"seeded {n:,} tasks in {time.perf_counter() - t0:.1f} s")
-    return n
 
 
-async def main(n: int, repeat: int, only: list[str], url: str | None) -> None:
-    if url is not None:
-        await measure(url, await prepare(url, n), repeat, only)
+async def contenders(url: str, only: list[str]) -> list[Contender]:
+    """Every contender of the groups asked for."""
+    meta = await flat_sql(url, "tasks", "t.metadata", {})
+    keys = [e.rsplit(' AS "metadata.', 1)[1].rstrip('"') for e in meta]
+    fb = await flat_sql(url, "feedback", "fb.feedback_data", {})
+    groups: dict[str, list[Contender]] = {
+        "tasks": [Contender("tasks", "tasks_frame", "ours", "tasks")],
+        "metadata": [
+            Contender("metadata", f"tasks_frame(metadata_columns=<{len(keys)} keys>)", "ours", "tasks",
+                      {"metadata_columns": keys}),
+        ],
+        "chunked": [
+            Contender("chunked", f"tasks_frame(chunksize={CHUNKSIZE:,})", "ours", "tasks",
+                      {"chunksize": CHUNKSIZE}),
+        ],
+        "feedback": [
+            Contender("feedback", "feedback_frame(with_task=True)", "ours", "feedback", {"with_task": True}),
+        ],
+        "messages": [Contender("messages", "messages_frame", "ours", "messages")],
+    }
+    peers = {"tasks": tasks_sql(meta), "feedback": feedback_sql(fb), "messages": MESSAGES_SQL}
+    for group, sql in peers.items():
+        for how in ("adbc", "connectorx"):
+            groups[group].append(Contender(group, f"  {how} -> pandas", how, sql=sql))
+    for group in ("metadata", "chunked"):  # compared with the peers of the whole tasks frame
+        groups[group] = groups[group]
+    return [c for name, cs in groups.items() if not only or name in only for c in cs]
+
+
+def run_child(contender: Contender, url: str) -> None:
+    """One round of ``contender`` in a fresh process."""
+    spec = {"how": contender.how, "frame": contender.frame, "kwargs": contender.kwargs, "sql": contender.sql}
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec), "--database-url", url],
+        check=True, capture_output=True, text=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    contender.times.append(result["seconds"])
+    contender.peak_mib.append(result["peak"])
+    contender.rows, contender.columns = result["rows"], result["columns"]
+
+
+def report(n: int, all_: list[Contender]) -> None:
+    """The table: medians, and each of ours ÷ the fastest peer of its frame."""
+    peer_best: dict[str, float] = {}
+    for c in all_:
+        if c.how != "ours":
+            peer_best[c.group] = min(peer_best.get(c.group, float("inf")), statistics.median(c.times))
+    peer_best.setdefault("metadata", peer_best.get("tasks", float("nan")))
+    peer_best.setdefault("chunked", peer_best.get("tasks", float("nan")))
+    print(f"\n{f'frames ({n:,} tasks)':44} {'rows':>9} {'cols':>4} {'median s':>8} {'best s':>7}"
+          f" {'peak MiB':>8} {'x peer':>6}")
+    for c in all_:
+        median = statistics.median(c.times)
+        ratio = median / peer_best[c.group]
+        print(f"{c.name:44} {c.rows:9,} {c.columns:4} {median:8.3f} {min(c.times):7.3f}"
+              f" {max(c.peak_mib):8.0f} {ratio:6.2f}")
+
+
+async def main(n: int, rounds: int, only: list[str], url: str | None) -> None:
+    if url is None:
+        from bindu_storage.testing import TemporaryPostgres
+
+        with TemporaryPostgres() as server:
+            await main(n, rounds, only, server.url)
         return
-    with TemporaryPostgres() as server:
-        await measure(server.url, await prepare(server.url, n), repeat, only)
-
-
-async def measure(url: str, n: int, repeat: int, only: list[str] | None = None) -> None:
-    """Time the loaders (``only`` those named) on the ``n`` tasks seeded at ``url``."""
-    conn = await asyncpg.connect(url)
-
-    def copy(sql: str) -> Callable[[], Awaitable[int]]:
-        async def run() -> int:
-            buf = io.BytesIO()
-            await conn.copy_from_query(sql, output=buf)
-            return len(buf.getvalue())
-
-        return run
-
-    async def fetch_floor() -> int:
-        return len(await conn.fetch(RAW_TASKS))
-
-    async def naive() -> pd.DataFrame:
-        rows = await conn.fetch(RAW_TASKS)
-        return pd.json_normalize([{**dict(r), "metadata": json.loads(r["metadata"])} for r in rows])
-
-    async def chunked() -> int:
-        return sum([len(c) async for c in F.tasks_frame(url, chunksize=50_000)])
-
-    async def arrow() -> pd.DataFrame:
-        return await F.tasks_frame(url, dtype_backend="pyarrow")
-
-    lines: list[tuple[str, int, float, float]] = []
-    try:
-        for name, (load, raw) in LOADERS.items():
-            if only and name not in only:
-                continue
-            floor, _ = await best(repeat, copy(raw))
-            seconds, frame = await best(repeat, lambda load=load: load(url))  # type: ignore[misc]
-            lines.append((f"floor: COPY of the {name} rows", len(frame), floor, floor))
-            lines.append((f"{name}_frame", len(frame), seconds, floor))
-            if name != "tasks":
-                continue
-            print(f"tasks_frame shape {frame.shape}; columns: {', '.join(frame.columns)}")
-            fetched, _ = await best(repeat, fetch_floor)
-            floor = min(floor, fetched)
-            lines.append(("floor: asyncpg fetch of the tasks", n, fetched, floor))
-            lines.append(("tasks_frame, chunksize=50_000", n, (await best(repeat, chunked))[0], floor))
-            lines.append(("tasks_frame, dtype_backend=pyarrow", n, (await best(repeat, arrow))[0], floor))
-            lines.append(("naive: fetch + json_normalize", n, (await best(repeat, naive))[0], floor))
-    finally:
-        await conn.close()
-    title = f"read ({n:,} tasks)"
-    print(f"\n{title:36} {'rows':>9} {'seconds':>8} {'rows/s':>11} {'x floor':>8}")
-    for name, rows, seconds, floor in lines:
-        print(f"{name:36} {rows:9,} {seconds:8.3f} {rows / seconds:11,.0f} {seconds / floor:8.2f}")
+    held = await prepare(url, n)
+    everyone = await contenders(url, only)
+    for r in range(rounds):
+        shift = r % len(everyone)
+        for contender in everyone[shift:] + everyone[:shift]:
+            run_child(contender, url)
+        print(f"round {r + 1} of {rounds} done", file=sys.stderr, flush=True)
+    report(held, everyone)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", default="", help="loader names, e.g. tasks,events (default: all)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", default="", help="groups: tasks,feedback,messages,metadata,chunked")
     parser.add_argument("--database-url", help="an existing database (default: a throwaway server)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    only = [x.removesuffix("_frame") for x in args.only.split(",") if x]
-    if unknown := sorted(set(only) - set(LOADERS)):
-        parser.error(f"unknown loader(s) {', '.join(unknown)}; choose from {', '.join(LOADERS)}")
-    asyncio.run(main(args.tasks, args.repeat, only, args.database_url))
+    if args.child:
+        child(json.loads(args.child), args.database_url)
+        sys.exit(0)
+    asyncio.run(main(args.tasks, args.rounds, [x for x in args.only.split(",") if x], args.database_url))

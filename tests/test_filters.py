@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pandas as pd
 import pytest
+from conftest import postgres_storage
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -517,3 +518,60 @@ def test_queries_bind_values_and_qualify_the_schema() -> None:
     assert args == [{"q": "'; DROP TABLE tasks; --"}, ["working"], 3]
     with pytest.raises(InvalidValueError, match="schema"):
         tasks_query('x"; --')
+
+
+async def test_filters_use_the_gin_index_when_selective_and_are_never_planned_generic(
+    pg_url: str, pg_storage: PostgresStorage
+) -> None:
+    """~1% of the tasks match the selective filter, ~60% the broad one: EXPLAIN of the finder's
+    statement reads the metadata GIN index for the first and not for the second. The generic
+    plan PostgreSQL may switch to after five runs of a prepared statement cannot see the
+    fragment and reads the index for both (then sorts most of the table), so the finders run
+    with custom plans only, also on their seventh run."""
+    s = pg_storage.schema
+    async with pg_storage.pool.acquire() as conn:  # type: ignore[union-attr]
+        await conn.execute(
+            f'INSERT INTO "{s}".contexts (id) SELECT md5(i::text)::uuid FROM generate_series(1, 50) i'
+        )
+        await conn.execute(
+            f'INSERT INTO "{s}".tasks (id, context_id, state, state_timestamp, history, metadata)'
+            " SELECT gen_random_uuid(), md5((i % 50 + 1)::text)::uuid, 'completed', now(),"
+            "   jsonb_build_array(jsonb_build_object('kind', 'message', 'text', repeat('x', 600))),"
+            "   jsonb_build_object('batch', i % 7, 'kind', CASE WHEN i % 100 = 0 THEN 'rare'"
+            "     WHEN i % 5 < 3 THEN 'common' ELSE 'other' END)"
+            " FROM generate_series(1, 20000) i"
+        )
+        await conn.execute(f'ANALYZE "{s}".tasks')
+    selective, broad = {"kind": "rare"}, {"kind": "common"}
+
+    def gin(nodes: list[dict[str, Any]]) -> bool:
+        return "idx_tasks_metadata_gin" in [n.get("Index Name") for n in nodes]
+
+    sql, _ = tasks_query(s, metadata=selective)
+    assert gin(await _plan(pg_storage, sql, [selective], no_seqscan=False))
+    assert not gin(await _plan(pg_storage, sql, [broad], no_seqscan=False))
+    async with pg_storage.pool.acquire() as conn, conn.transaction():  # type: ignore[union-attr]
+        await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        await conn.execute(f"PREPARE find_common AS {sql}")
+        fragment = json.dumps(broad).replace("'", "''")
+        generic = await conn.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE find_common('{fragment}')")
+        await conn.execute("DEALLOCATE find_common")
+    assert gin(list(_nodes(generic[0]["Plan"])))  # the broad filter too: the reason for custom plans
+
+    single = postgres_storage(pg_url, schema=s, pool_min=1, pool_max=1)
+    await single.connect()
+    try:
+        for _ in range(7):
+            rare = await find_tasks(single, metadata=selective)
+            common = await find_tasks(single, metadata=broad)
+        assert single.pool is not None
+        async with single.pool.acquire() as conn:
+            plans = await conn.fetchrow(
+                "SELECT sum(generic_plans) AS generic, sum(custom_plans) AS custom"
+                " FROM pg_prepared_statements WHERE statement = $1", sql
+            )
+    finally:
+        await single.close()
+    assert plans["generic"] == 0 and plans["custom"] >= 14, dict(plans)
+    assert len(rare) == 200 and all(t["metadata"]["kind"] == "rare" for t in rare)
+    assert len(common) == 11800

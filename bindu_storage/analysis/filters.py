@@ -212,8 +212,21 @@ def contexts_query(
     return q.render("c.seq DESC", _limit(limit))
 
 
+CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
+"""Every finder statement is planned for its values. Once a prepared statement has run five
+times PostgreSQL may switch to a generic plan, which cannot see the ``@>`` fragment: it guesses
+a fixed share of the rows and picks one plan for a filter matching 1% and one matching 60% (a
+sequential scan and a sort for the first, measured; an index scan and a spilled sort of most of
+the table for the second, reported in issue 11). A custom plan costs a planning of the
+statement per call, a fraction of a millisecond."""
+
+
 async def _fetch(readable: SqlReadable, sql: str, args: list[Any]) -> list[Any]:
-    return await readable.fetch(sql, *args)  # the storage's pool, lazy connect and retries
+    """The rows of a finder statement, planned for its values, in a read-only transaction of
+    the storage's pool (lazy connect)."""
+    async with readable.connection() as conn, conn.transaction(readonly=True):
+        await conn.execute(CUSTOM_PLANS)
+        return await conn.fetch(sql, *args)
 
 
 # --- the finders -------------------------------------------------------------------------------

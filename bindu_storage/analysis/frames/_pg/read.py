@@ -106,18 +106,21 @@ async def discover(reader: PgReader, source: FlatSource, limit: int | None) -> l
     ``SAMPLE_ROWS`` documents are walked, and one aggregate pass looks every path they hold up
     in every document (``verification``), which gives each path's types over all of them and
     flags documents with keys the sample lacked; only those documents are walked then. The
-    result is the walk of every document, whatever the sample (a column selection,
-    ``wanted``, walks them all).
+    result is the walk of every document, whatever the sample.
+
+    A column selection (``wanted``) is discovered the same way, every path included
+    (``plan_columns`` keeps the wanted ones: the same columns as a walk of the wanted keys
+    alone), so naming columns never costs more than the default; only when the sample holds
+    more than ``MAX_VERIFIED_PATHS`` paths are the documents walked, restricted to the keys
+    the selection can start with.
     """
     rows, sample_rows = DocRows(limit=limit if source.limited else None), SAMPLE_ROWS
-    if source.wanted is not None:
-        return (await walk(reader, source, rows, source.wanted)).infos()
     sample = await walk(reader, source, replace(rows, sample=sample_rows))
     if rows.limit is not None and rows.limit <= sample_rows:
         return sample.infos()
     paths = sample.paths()
     if len(paths) > MAX_VERIFIED_PATHS:
-        return (await walk(reader, source, rows)).infos()
+        return (await walk(reader, source, rows, source.wanted)).infos()
     children: dict[Path, set[str]] = {(): set()} | {path: set() for path in paths}
     for path in paths:
         children[path[:-1]].add(path[-1])
