@@ -212,21 +212,12 @@ def contexts_query(
     return q.render("c.seq DESC", _limit(limit))
 
 
-CUSTOM_PLANS = "SET LOCAL plan_cache_mode = force_custom_plan"
-"""Every finder statement is planned for its values. Once a prepared statement has run five
-times PostgreSQL may switch to a generic plan, which cannot see the ``@>`` fragment: it guesses
-a fixed share of the rows and picks one plan for a filter matching 1% and one matching 60% (a
-sequential scan and a sort for the first, measured; an index scan and a spilled sort of most of
-the table for the second, reported in issue 11). A custom plan costs a planning of the
-statement per call, a fraction of a millisecond."""
-
-
 async def _fetch(readable: SqlReadable, sql: str, args: list[Any]) -> list[Any]:
-    """The rows of a finder statement, planned for its values, in a read-only transaction of
-    the storage's pool (lazy connect)."""
-    async with readable.connection() as conn, conn.transaction(readonly=True):
-        await conn.execute(CUSTOM_PLANS)
-        return await conn.fetch(sql, *args)
+    """The rows of a finder statement through the storage's ``fetch``: its pool, lazy connect and
+    retries, in a read-only transaction planned for the statement's values (a generic plan
+    cannot see the ``@>`` value: it would read the GIN index for a filter matching 60% of the
+    table as for one matching 1%, and spill a sort of most of the table, issue 11)."""
+    return await readable.fetch(sql, *args)
 
 
 # --- the finders -------------------------------------------------------------------------------

@@ -343,8 +343,20 @@ class PostgresBase(Storage):
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """Run a read query of your own (SQL on the documented schema) with the storage's pool,
-        lazy connect and retries of transient failures; for analysis code, not for writes."""
-        return await self._with_conn(lambda c: c.fetch(query, *args), "fetch")
+        lazy connect and retries of transient failures; for analysis code, not for writes.
+
+        It runs in a read-only transaction whose statements are planned for their values
+        (``plan_cache_mode = force_custom_plan``): a prepared statement that has run five times
+        may otherwise get one generic plan, blind to a JSONB ``@>`` value, that reads the GIN
+        index for a filter matching most of the table too."""
+
+        async def read(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            async with conn.transaction(readonly=True):
+                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+                return rows
+
+        return await self._with_conn(read, "fetch")
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         return await self._with_conn(lambda c: c.fetch(query, *args), self.sql.name_of(query))

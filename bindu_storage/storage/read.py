@@ -60,7 +60,7 @@ class SqlReadable(Protocol):
         ...
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
-        """The rows of one read statement, with the storage's retries."""
+        """The rows of one read statement, with the storage's retries, planned for its values."""
         ...
 
     def pool_stats(self) -> PoolStats | None:
