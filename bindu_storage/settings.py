@@ -39,10 +39,9 @@ and the error names the variable; the database password never appears in a repr 
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import base64
 import binascii
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict

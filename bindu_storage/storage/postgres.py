@@ -36,6 +36,7 @@ from bindu_storage.storage.base import IdLike
 from bindu_storage.storage.postgres_base import PostgresBase
 from bindu_storage.storage.push_configs import (
     KEY_SETTING,
+    PushConfigCipher,
     PushConfigRecord,
     check_config_id,
     config_id_of,
@@ -57,7 +58,6 @@ from bindu_storage.types import (
     TaskEvent,
     TaskRecord,
 )
-
 
 PURGE_BATCH = 1000
 """Tasks removed per statement by ``purge`` (each batch commits on its own)."""
@@ -371,13 +371,17 @@ class PostgresStorage(PostgresBase):
         v.check_window(limit, offset, "limit")
         return [dict(r) for r in await self._fetch(self.sql.push_config_records, limit, offset)]  # type: ignore[misc]
 
+    def _resealed(self, cipher: PushConfigCipher, row: Any) -> dict[str, Any]:
+        """The config of a row encrypted with the newest key."""
+        return cipher.seal(dict(self._opened_config(row["task_id"], row)))[0]
+
     async def reencrypt_push_configs(self) -> int:
         cipher = self._push_cipher
         if cipher is None:
             raise EncryptionKeyError(f"re-encrypting push configs needs {KEY_SETTING}")
         rows = await self._fetch(self.sql.push_config_records, None, 0)
         updates = [  # every config opens, or nothing changes
-            (r["task_id"], r["config_id"], cipher.seal(dict(self._opened_config(r["task_id"], r)))[0], r["config"])
+            (r["task_id"], r["config_id"], self._resealed(cipher, r), r["config"])
             for r in rows
             if r["encrypted"] or has_secrets(r["config"])
         ]
