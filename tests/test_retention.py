@@ -235,7 +235,7 @@ async def test_memory_and_postgres_remove_the_same_rows(seed: int, pg_url: str) 
             tasks.append(tid)
             plan.append(("task", tid, cid, owner, rng.choice(states), rng.randrange(3)))
         elif roll < 0.8:
-            plan.append(("delete", rng.choice(tasks + [uuid.uuid4()])))
+            plan.append(("delete", rng.choice([*tasks, uuid.uuid4()])))
         else:
             chosen = rng.sample(states, rng.randrange(1, 3)) if rng.random() < 0.7 else None
             owner = rng.choice(owners[1:]) if chosen is None or rng.random() < 0.3 else None
@@ -245,3 +245,49 @@ async def test_memory_and_postgres_remove_the_same_rows(seed: int, pg_url: str) 
     pg = postgres_storage(pg_url)
     async with pg:
         assert await _replay(pg, plan) == memory
+
+
+# --- bindu-storage purge ---------------------------------------------------------------------
+
+
+def test_cli_purge_is_a_dry_run_unless_yes(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from bindu_storage.cli import main
+
+    async def seed() -> None:
+        await truncate(pg_url)
+        async with postgres_storage(pg_url) as storage:
+            for state in ("completed", "completed", "working"):
+                await new_task(storage, state=state)
+            await storage.set_push_config(
+                (await storage.list_tasks())[-1]["id"],  # the oldest: a completed one
+                {"id": "s", "url": "https://h.example", "token": "tok-Sx3Hv8Qa"},
+            )
+
+    async def remaining() -> int:
+        async with postgres_storage(pg_url) as storage:
+            return await storage.count_tasks()
+
+    asyncio.run(seed())
+    base = ["purge", "--database-url", pg_url, "--state", "completed", "--older-than", "0s"]
+    assert main(base) == 0
+    out, err = capsys.readouterr()
+    assert "Dry run" in out
+    assert "would remove 2 tasks, 2 feedback, 4 events, 5 push configs, 2 contexts" in out
+    assert "add --yes" in out and "postgres" in err
+    assert asyncio.run(remaining()) == 3
+    assert main([*base, "--yes", "--dry-run"]) == 0
+    assert "Dry run" in capsys.readouterr().out and asyncio.run(remaining()) == 3
+    assert main([*base, "--yes"]) == 0
+    out, err = capsys.readouterr()
+    assert "Purged tasks not updated for 0 seconds and in state completed: removed 2 tasks" in out
+    assert asyncio.run(remaining()) == 1
+    for text in (out, err):
+        assert "Sx3Hv8Qa" not in text and "password" not in text.lower()
+
+    assert main(["purge", "--database-url", pg_url]) == 1
+    assert "--older-than, --state or --owner" in capsys.readouterr().err
+    assert main(["purge", "--database-url", pg_url, "--state", "done"]) == 1
+    assert "states must be one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["purge", "--older-than", "30 days"])
+    assert "expected an age like 30d" in capsys.readouterr().err
