@@ -321,3 +321,31 @@ async def test_downgrade_refuses_while_configs_are_encrypted(fresh_database: str
 
 async def test_truncate_helper_knows_the_table(pg_url: str) -> None:
     await truncate(pg_url)  # the conftest helper still empties every table at the new head
+
+
+# --- the webhooks frame ----------------------------------------------------------------------
+
+
+async def test_webhooks_frame_shows_every_config_redacted_and_never_decrypts(storage: Storage) -> None:
+    from bindu_storage.analysis.frames import webhooks_frame
+
+    t1, t2 = await new_task(storage), await new_task(storage)
+    await storage.set_push_config(t1, {"url": "https://hooks.example/plain", "token": "plain-Sx5Tq2Wn"})
+    rekey(storage, KEY)
+    await storage.set_push_config(t1, secret_hook("sealed"))
+    await storage.set_push_config(t2, {"id": "no-secrets", "url": "https://hooks.example/n"})
+    rekey(storage, None)  # the frame needs no key: it never decrypts
+
+    df = await webhooks_frame(storage)
+    assert df.astype(object).where(df.notna(), None).to_dict("records") == [
+        {"task_id": str(t1), "config_id": str(t1), "url": "https://hooks.example/plain", "token": "***",
+         "schemes": None, "credentials": None},
+        {"task_id": str(t1), "config_id": "sealed", "url": "https://hooks.example/s", "token": "***",
+         "schemes": "Bearer", "credentials": "***"},
+        {"task_id": str(t2), "config_id": "no-secrets", "url": "https://hooks.example/n", "token": None,
+         "schemes": None, "credentials": None},
+    ]
+    shown = df.to_json()
+    assert "Sx5Tq2Wn" not in shown and SECRET not in shown and CREDENTIALS not in shown
+    chunks = [c async for c in webhooks_frame(storage, chunksize=1)]
+    assert [c["config_id"].tolist() for c in chunks] == [[str(t1)], ["sealed"], ["no-secrets"]]
