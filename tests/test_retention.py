@@ -291,3 +291,37 @@ def test_cli_purge_is_a_dry_run_unless_yes(pg_url: str, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         main(["purge", "--older-than", "30 days"])
     assert "expected an age like 30d" in capsys.readouterr().err
+
+
+# --- the retention diagnostic and its health-report check ------------------------------------
+
+
+async def test_retention_diagnostic_counts_what_a_purge_would_remove(pg_url: str) -> None:
+    from bindu_storage.analysis.diagnostics import DIAGNOSTICS, Diagnostics, health_report
+    from conftest import execute
+
+    await truncate(pg_url)
+    async with postgres_storage(pg_url) as storage:
+        old, _ = await new_task(storage, state="completed")
+        await new_task(storage, state="working")
+    await execute(pg_url, f"UPDATE tasks SET updated_at = now() - interval '200 days' WHERE id = '{old}'",
+                  "UPDATE contexts SET updated_at = now() - interval '200 days'")
+    async with Diagnostics(pg_url) as diag:
+        frame = (await diag.retention(older_than_days=100)).set_index("table_name")
+        done = (await diag.retention(older_than_days=100, states=["completed"]))["purge_would_remove"]
+    assert list(frame.index) == ["tasks", "contexts", "task_feedback", "task_events", "webhook_configs"]
+    assert frame["rows"].tolist() == [2, 2, 2, 4, 4]
+    assert frame["purge_would_remove"].tolist() == [1, 1, 1, 2, 2]
+    assert done.tolist() == [1, 1, 1, 2, 2]
+    assert tuple(frame.reset_index().columns) == DIAGNOSTICS["retention"]
+    assert (frame["total_bytes"] > 0).all() and frame.loc["tasks", "oldest_updated"] < frame.loc[
+        "tasks", "newest_updated"]
+    async with postgres_storage(pg_url) as storage:  # the storage's own dry run agrees
+        counts = await storage.purge(older_than=timedelta(days=100), dry_run=True)
+    assert list(counts.values()) == [1, 1, 2, 2, 1]  # tasks, feedback, events, push configs, contexts
+
+    report = await health_report(pg_url)
+    finding = next(f for f in report.findings if f.check == "data retention")
+    assert finding.status == "warn" and finding.topic == "retention"
+    assert "oldest task last updated 200.0 days ago" in finding.seen
+    assert "would remove 1 tasks, 1 contexts, 1 task_feedback, 2 task_events, 2 webhook_configs" in finding.seen
