@@ -297,8 +297,9 @@ def test_cli_purge_is_a_dry_run_unless_yes(pg_url: str, capsys: pytest.CaptureFi
 
 
 async def test_retention_diagnostic_counts_what_a_purge_would_remove(pg_url: str) -> None:
-    from bindu_storage.analysis.diagnostics import DIAGNOSTICS, Diagnostics, health_report
     from conftest import execute
+
+    from bindu_storage.analysis.diagnostics import DIAGNOSTICS, Diagnostics, health_report
 
     await truncate(pg_url)
     async with postgres_storage(pg_url) as storage:
@@ -324,4 +325,5 @@ async def test_retention_diagnostic_counts_what_a_purge_would_remove(pg_url: str
     finding = next(f for f in report.findings if f.check == "data retention")
     assert finding.status == "warn" and finding.topic == "retention"
     assert "oldest task last updated 200.0 days ago" in finding.seen
-    assert "would remove 1 tasks, 1 contexts, 1 task_feedback, 2 task_events, 2 webhook_configs" in finding.seen
+    removed = "would remove 1 tasks, 1 contexts, 1 task_feedback, 2 task_events, 2 webhook_configs"
+    assert removed in finding.seen

@@ -556,7 +556,7 @@ class InMemoryStorage(Storage):
         for tid, configs in self._webhooks.items():  # every config opens, or nothing changes
             for cid, row in configs.items():
                 if row.encrypted or has_secrets(row.config):
-                    rewritten.append((row, cipher.seal(self._opened_config(tid, cid, row))[0]))  # type: ignore[arg-type]
+                    rewritten.append((row, cipher.reseal(clone(row.config), row.encrypted, tid, cid)))
         now = self.clock()
         for row, sealed in rewritten:
             row.config, row.encrypted, row.updated_at = sealed, True, now

@@ -373,7 +373,7 @@ class PostgresStorage(PostgresBase):
 
     def _resealed(self, cipher: PushConfigCipher, row: Any) -> dict[str, Any]:
         """The config of a row encrypted with the newest key."""
-        return cipher.seal(dict(self._opened_config(row["task_id"], row)))[0]
+        return cipher.reseal(row["config"], row["encrypted"], row["task_id"], row["config_id"])
 
     async def reencrypt_push_configs(self) -> int:
         cipher = self._push_cipher

@@ -134,8 +134,27 @@ class PushConfigCipher:
         return opened
 
     def rotate(self, config: dict[str, Any], where: str) -> dict[str, Any]:
-        """A sealed ``config`` re-encrypted with the newest key."""
-        return self.seal(self.open(config, where))[0]
+        """A sealed ``config`` re-encrypted with the newest key (``MultiFernet.rotate``)."""
+        from cryptography.fernet import InvalidToken
+
+        rotated = copy.deepcopy(config)
+        for holder, key in _secret_paths(rotated):
+            try:
+                holder[key] = self._fernet.rotate(holder[key].encode("ascii")).decode("ascii")
+            except (InvalidToken, UnicodeEncodeError):
+                raise EncryptionKeyError(
+                    f"{where} cannot be decrypted with {KEY_SETTING}: another key encrypted it "
+                    "(after a rotation, keep the old key listed after the new one)"
+                ) from None
+        return rotated
+
+    def reseal(
+        self, config: dict[str, Any], encrypted: bool, task_id: UUID, config_id: str
+    ) -> dict[str, Any]:
+        """A stored config with its secrets under the newest key: rotated, or sealed if plain."""
+        if encrypted:
+            return self.rotate(config, f"push config {config_id!r} of task {task_id}")
+        return self.seal(config)[0]
 
 
 def make_cipher(key: str | SecretStr | None) -> PushConfigCipher | None:
