@@ -416,7 +416,7 @@ class PostgresStorage(PostgresBase):
         args = (policy.cutoff, list(policy.states) if policy.states else None, policy.owner_did)
         if dry_run:
             row = await self._fetchrow(self.sql.purge_preview, *args)
-            return {name: int(row[name]) for name in PURGED_TABLES}  # type: ignore[index,return-value,misc]
+            return {name: int(row[name]) for name in PURGED_TABLES}  # type: ignore[index,return-value]
         counts = no_counts()
         while True:
             row = await self._fetchrow(self.sql.purge_batch, *args, PURGE_BATCH)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -399,7 +400,7 @@ async def jsonb_sizes(d: BinduTopic, limit: Limit, *, jsonb_sample_percent: floa
 async def data_retention(d: RetentionTopic, limit: Limit) -> Verdict:
     frame = (await d.retention(older_than_days=limit.warn)).set_index("table_name")
     threshold = f"warn >= {limit.warn:g} days, critical >= {limit.critical:g} days"
-    oldest = frame.loc["tasks", "oldest_updated"]
+    oldest: Any = frame.at["tasks", "oldest_updated"]
     if pd.isna(oldest):
         return Verdict("ok", "no task stored", threshold)
     days = (pd.Timestamp.now(tz="UTC") - pd.Timestamp(oldest)).total_seconds() / 86400
