@@ -376,6 +376,7 @@ class PostgresStorage(PostgresBase):
         return cipher.reseal(row["config"], row["encrypted"], row["task_id"], row["config_id"])
 
     async def reencrypt_push_configs(self) -> int:
+        self._ensure_open()  # a closed storage says so before a missing key does
         cipher = self._push_cipher
         if cipher is None:
             raise EncryptionKeyError(f"re-encrypting push configs needs {KEY_SETTING}")
