@@ -176,6 +176,9 @@ LATER_COLUMNS: dict[str, list[tuple[str, str, int | None, bool, str | None]]] = 
         ("config", "jsonb", None, False, None),
         ("created_at", "timestamp with time zone", None, False, "now()"),
         ("updated_at", "timestamp with time zone", None, False, "now()"),
+        ("config_id", "text", None, False, None),
+        ("encrypted", "boolean", None, False, "false"),
+        ("seq", "bigint", None, False, None),
     ],
     "task_events": [
         ("id", "bigint", None, False, "nextval('task_events_id_seq'::regclass)"),
@@ -256,7 +259,8 @@ async def test_head_has_the_spec_columns_and_the_later_ones(fresh_database: str)
         "SELECT table_name, identity_generation FROM information_schema.columns "
         "WHERE table_schema = 'public' AND column_name = 'seq' ORDER BY table_name",
     )
-    assert [tuple(r) for r in identity] == [("contexts", "BY DEFAULT"), ("tasks", "BY DEFAULT")]
+    assert [tuple(r) for r in identity] == [
+        ("contexts", "BY DEFAULT"), ("tasks", "BY DEFAULT"), ("webhook_configs", "BY DEFAULT")]
 
 
 async def test_btree_indexes_on_context_id_state_and_timestamps(fresh_database: str) -> None:
@@ -328,7 +332,9 @@ async def test_foreign_keys_cascade(fresh_database: str) -> None:
             "INSERT INTO task_feedback (task_id, feedback_data) VALUES ($1, '{\"rating\": 5}')", task_id
         )
         await conn.execute("INSERT INTO task_events (task_id, to_state) VALUES ($1, 'submitted')", task_id)
-        await conn.execute("INSERT INTO webhook_configs (task_id, config) VALUES ($1, '{}')", task_id)
+        await conn.execute(
+            "INSERT INTO webhook_configs (task_id, config_id, config) VALUES ($1, 'c', '{}')", task_id
+        )
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             await conn.execute(
                 "INSERT INTO tasks (id, context_id, state, state_timestamp) "

@@ -22,7 +22,6 @@ read it: remove or rewrite those configs without a key first.
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
@@ -30,18 +29,38 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-PRIMARY_KEY_NAME = """
-SELECT conname
-  FROM pg_catalog.pg_constraint
- WHERE conrelid = 'webhook_configs'::regclass
-   AND contype = 'p'
+DROP_PRIMARY_KEY = """
+DO $$
+DECLARE
+    current_name name;
+BEGIN
+    SELECT conname INTO current_name
+      FROM pg_catalog.pg_constraint
+     WHERE conrelid = 'webhook_configs'::regclass
+       AND contype = 'p';
+    IF current_name IS NOT NULL THEN
+        EXECUTE 'ALTER TABLE webhook_configs DROP CONSTRAINT ' || quote_ident(current_name);
+    END IF;
+END
+$$
+"""
+"""Drop the primary key whatever its name (one SQL block, so ``--sql`` offline mode works too)."""
+
+REFUSE_ENCRYPTED = """
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM webhook_configs WHERE encrypted) THEN
+        RAISE EXCEPTION 'push configs are stored encrypted, which revision 0006 (and upstream Bindu) '
+                        'cannot read: delete them or store them again without '
+                        'STORAGE__PUSH_CONFIG_KEY before downgrading';
+    END IF;
+END
+$$
 """
 
 
 def _replace_primary_key(columns: str) -> None:
-    current = op.get_bind().execute(sa.text(PRIMARY_KEY_NAME)).scalar()
-    if current is not None:
-        op.execute(f'ALTER TABLE webhook_configs DROP CONSTRAINT "{current}"')
+    op.execute(DROP_PRIMARY_KEY)
     op.execute(f"ALTER TABLE webhook_configs ADD CONSTRAINT webhook_configs_pkey PRIMARY KEY ({columns})")
 
 
@@ -79,15 +98,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """One config per task again (see the module docstring); refused while any is encrypted."""
-    encrypted = op.get_bind().execute(
-        sa.text("SELECT count(*) FROM webhook_configs WHERE encrypted")
-    ).scalar()
-    if encrypted:
-        raise RuntimeError(
-            f"{encrypted} push config(s) are stored encrypted, which the schema of revision 0006 "
-            "(and upstream Bindu) cannot read: delete them or store them again without "
-            "STORAGE__PUSH_CONFIG_KEY before downgrading"
-        )
+    op.execute(REFUSE_ENCRYPTED)
     op.execute(
         """
         DELETE FROM webhook_configs w
