@@ -83,3 +83,23 @@ class StorageConfigurationError(StorageError, RuntimeError):
     Never retried: the message names the setting to change (for example
     ``STORAGE__POSTGRES_STATEMENT_CACHE_SIZE=0`` behind PgBouncer in transaction mode).
     """
+
+
+class TaskOwnershipError(OwnershipError):
+    """The task belongs to another caller (a write scoped with ``owner_did`` is refused)."""
+
+    def __init__(self, task_id: object, caller_did: str | None) -> None:
+        StorageError.__init__(
+            self, f"task {task_id} is owned by another caller (caller_did={caller_did!r})"
+        )
+        self.task_id = task_id
+        self.context_id = None
+        self.caller_did = caller_did
+
+
+class EncryptionKeyError(StorageError, ValueError):
+    """Push-config secrets cannot be encrypted or decrypted with the configured key.
+
+    The message names the problem (no key, a key that did not encrypt the value, the
+    ``cryptography`` package missing) and the setting, ``STORAGE__PUSH_CONFIG_KEY``; never a key.
+    """

@@ -15,7 +15,13 @@ variable                               setting                         default
 ``STORAGE__RUN_MIGRATIONS_ON_STARTUP`` ``storage.run_migrations_on_startup``  true
 ``STORAGE__POSTGRES_SCHEMA``           ``storage.postgres_schema``     public
 ``POSTGRES_DID`` or ``DID``            ``storage.postgres_did``        (none)
+``STORAGE__PUSH_CONFIG_KEY``           ``storage.push_config_key``     (none)
 =====================================  ==============================  ========
+
+``STORAGE__PUSH_CONFIG_KEY`` turns on encryption at rest of push-config secrets (tokens and
+credentials): a Fernet key (``cryptography.fernet.Fernet.generate_key()``, the ``encryption``
+extra), or several separated by commas, the newest first (key rotation: the first encrypts, all
+decrypt). It is a secret like the database password: never in a repr, an error or a log.
 
 Upstream Bindu's names are honoured too: ``STORAGE_TYPE`` is an alias of ``STORAGE_BACKEND``
 (which wins when both are set), and an agent DID in ``POSTGRES_DID`` / ``DID`` selects the
@@ -33,9 +39,11 @@ and the error names the variable; the database password never appears in a repr 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bindu_storage.dsn import mask_secrets, validate_url
@@ -86,6 +94,10 @@ class StorageSettings(BaseSettings):
         None, validation_alias=AliasChoices("POSTGRES_DID", "DID", "STORAGE__POSTGRES_DID")
     )
     embedded_data_dir: str | None = Field(None, validation_alias="STORAGE__EMBEDDED_DATA_DIR")
+    push_config_key: SecretStr | None = Field(
+        None, repr=False, validation_alias="STORAGE__PUSH_CONFIG_KEY"
+    )
+    """Fernet key(s) encrypting push-config secrets at rest, newest first; None: stored plain."""
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -99,6 +111,20 @@ class StorageSettings(BaseSettings):
         if not value:
             return None
         return validate_url(value, "")  # pydantic names the variable; the value is never echoed
+
+    @field_validator("push_config_key")
+    @classmethod
+    def _check_push_config_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        for key in value.get_secret_value().split(","):
+            if not is_fernet_key(key.strip()):
+                # the key itself is never echoed (hide_input_in_errors, and not in this message)
+                raise ValueError(
+                    "STORAGE__PUSH_CONFIG_KEY must be Fernet keys (32 url-safe base64-encoded "
+                    "bytes each, separated by commas)"
+                )
+        return value
 
     @field_validator("postgres_schema")
     @classmethod
@@ -146,6 +172,14 @@ class StorageSettings(BaseSettings):
     def __repr_args__(self) -> Any:
         yield from super().__repr_args__()
         yield "postgres_url", self.postgres_url_masked
+
+
+def is_fernet_key(key: str) -> bool:
+    """Whether ``key`` has the form of a Fernet key: 32 bytes, url-safe base64-encoded."""
+    try:
+        return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        return False
 
 
 class Settings(BaseSettings):

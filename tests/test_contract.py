@@ -12,7 +12,7 @@ import copy
 import math
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -1088,6 +1088,14 @@ def every_operation(task_id: UUID, context_id: UUID) -> dict[str, Any]:
         "context_records": lambda s: s.context_records(),
         "feedback_records": lambda s: s.feedback_records(),
         "task_events": lambda s: s.task_events(),
+        "set_push_config": lambda s: s.set_push_config(tid, {"id": "p", "url": "https://x"}),
+        "get_push_config": lambda s: s.get_push_config(tid, "p"),
+        "list_push_configs": lambda s: s.list_push_configs(tid),
+        "delete_push_config": lambda s: s.delete_push_config(tid, "p"),
+        "push_config_records": lambda s: s.push_config_records(),
+        "reencrypt_push_configs": lambda s: s.reencrypt_push_configs(),
+        "delete_task": lambda s: s.delete_task(tid),
+        "purge": lambda s: s.purge(older_than=timedelta(days=1), states=["completed"]),
     }
 
 

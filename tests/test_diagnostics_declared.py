@@ -20,7 +20,7 @@ from bindu_storage.analysis.diagnostics.report import CHECKS, Thresholds, model
 from bindu_storage.storage.read import PoolStats
 
 TOPICS = {"connections", "pool", "queries", "tables", "indexes", "locks", "replication", "schema", "bindu",
-          "settings"}
+          "retention", "settings"}
 NOT_DIAGNOSTICS = {"open", "close", "health_report", "statements_status"}
 
 
@@ -52,7 +52,7 @@ def test_each_topic_is_a_class_of_its_module() -> None:
 
 def test_each_check_is_registered_once_with_a_topic_and_its_thresholds() -> None:
     names = [c.name for c in CHECKS]
-    assert len(names) == len(set(names)) == 20
+    assert len(names) == len(set(names)) == 21
     assert {c.topic for c in CHECKS} <= TOPICS
     judged_by = {field for c in CHECKS for field in c.thresholds}
     assert judged_by == {f.name for f in fields(Thresholds)}  # every threshold is used, none made up

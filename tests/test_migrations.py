@@ -27,8 +27,8 @@ from bindu_storage.storage.schema import Drift
 from bindu_storage.testing import TemporaryPostgres
 
 REPO = Path(__file__).resolve().parents[1]
-HEAD = "0006"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006"]
+HEAD = "0007"
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
 _ALEMBIC_SCRIPT = Path(sys.executable).with_name("alembic")
 ALEMBIC = [str(_ALEMBIC_SCRIPT)] if _ALEMBIC_SCRIPT.exists() else [sys.executable, "-m", "alembic"]
 
@@ -176,6 +176,9 @@ LATER_COLUMNS: dict[str, list[tuple[str, str, int | None, bool, str | None]]] = 
         ("config", "jsonb", None, False, None),
         ("created_at", "timestamp with time zone", None, False, "now()"),
         ("updated_at", "timestamp with time zone", None, False, "now()"),
+        ("config_id", "text", None, False, None),
+        ("encrypted", "boolean", None, False, "false"),
+        ("seq", "bigint", None, False, None),
     ],
     "task_events": [
         ("id", "bigint", None, False, "nextval('task_events_id_seq'::regclass)"),
@@ -256,7 +259,8 @@ async def test_head_has_the_spec_columns_and_the_later_ones(fresh_database: str)
         "SELECT table_name, identity_generation FROM information_schema.columns "
         "WHERE table_schema = 'public' AND column_name = 'seq' ORDER BY table_name",
     )
-    assert [tuple(r) for r in identity] == [("contexts", "BY DEFAULT"), ("tasks", "BY DEFAULT")]
+    assert [tuple(r) for r in identity] == [
+        ("contexts", "BY DEFAULT"), ("tasks", "BY DEFAULT"), ("webhook_configs", "BY DEFAULT")]
 
 
 async def test_btree_indexes_on_context_id_state_and_timestamps(fresh_database: str) -> None:
@@ -328,7 +332,9 @@ async def test_foreign_keys_cascade(fresh_database: str) -> None:
             "INSERT INTO task_feedback (task_id, feedback_data) VALUES ($1, '{\"rating\": 5}')", task_id
         )
         await conn.execute("INSERT INTO task_events (task_id, to_state) VALUES ($1, 'submitted')", task_id)
-        await conn.execute("INSERT INTO webhook_configs (task_id, config) VALUES ($1, '{}')", task_id)
+        await conn.execute(
+            "INSERT INTO webhook_configs (task_id, config_id, config) VALUES ($1, 'c', '{}')", task_id
+        )
         with pytest.raises(asyncpg.ForeignKeyViolationError):
             await conn.execute(
                 "INSERT INTO tasks (id, context_id, state, state_timestamp) "
@@ -393,14 +399,14 @@ def test_cli_upgrade_current_history_downgrade(fresh_database: str) -> None:
 
     history = alembic("history", url=fresh_database)
     lines = history.stdout.strip().splitlines()
-    assert lines[0].startswith("0005 -> 0006 (head), ")
+    assert lines[0].startswith("0006 -> 0007 (head), ")
     assert lines[-1].startswith("<base> -> 0001, initial schema")
     assert len(lines) == len(REVISIONS)
 
     down = alembic("downgrade", "-1", url=fresh_database)
-    assert "Running downgrade 0006 -> 0005" in down.stderr
-    assert alembic("current", url=fresh_database).stdout.strip() == "0005"
-    assert asyncio.run(migrate.current_revision(fresh_database)) == "0005"
+    assert "Running downgrade 0007 -> 0006" in down.stderr
+    assert alembic("current", url=fresh_database).stdout.strip() == "0006"
+    assert asyncio.run(migrate.current_revision(fresh_database)) == "0006"
 
     for proc in (up, current, history, down):
         assert_no_password(proc.stdout + proc.stderr, fresh_database)
@@ -408,7 +414,7 @@ def test_cli_upgrade_current_history_downgrade(fresh_database: str) -> None:
 
 def test_cli_x_schema_targets_another_schema(fresh_database: str) -> None:
     alembic("-x", "schema=did_agent_b", "upgrade", "head", url=fresh_database)
-    assert alembic("-x", "schema=did_agent_b", "current", url=fresh_database).stdout.strip() == "0006 (head)"
+    assert alembic("-x", "schema=did_agent_b", "current", url=fresh_database).stdout.strip() == "0007 (head)"
     assert alembic("current", url=fresh_database).stdout.strip() == ""  # public was not touched
     assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == HEAD
     live = asyncio.run(snapshot(fresh_database, "did_agent_b"))
@@ -416,7 +422,7 @@ def test_cli_x_schema_targets_another_schema(fresh_database: str) -> None:
     assert asyncio.run(snapshot(fresh_database, "public")).tables == {}
 
     alembic("-x", "schema=did_agent_b", "downgrade", "-1", url=fresh_database)
-    assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == "0005"
+    assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == "0006"
 
     bad = alembic("-x", "schema=bad-name;drop", "upgrade", "head", url=fresh_database, check=False)
     assert bad.returncode != 0
@@ -441,13 +447,13 @@ def test_cli_revision_creates_a_script_after_head(tmp_path: Path) -> None:
     created = [p for p in (tmp_path / "alembic" / "versions").glob("*.py") if p.name not in before]
     assert len(created) == 1 and created[0].name.endswith("_add_a_thing.py"), made.stdout
     source = created[0].read_text()
-    assert 'down_revision: str | None = "0006"' in source or "down_revision: str | None = '0006'" in source
+    assert 'down_revision: str | None = "0007"' in source or "down_revision: str | None = '0007'" in source
     compile(source, str(created[0]), "exec")
     new_id = created[0].name.split("_")[0]
     assert alembic("heads", cwd=tmp_path).stdout.strip() == f"{new_id} (head)"
 
-    numbered = alembic("revision", "-m", "next one", "--rev-id", "0007", cwd=tmp_path)
-    assert (tmp_path / "alembic" / "versions" / "0007_next_one.py").exists(), numbered.stdout
+    numbered = alembic("revision", "-m", "next one", "--rev-id", "0008", cwd=tmp_path)
+    assert (tmp_path / "alembic" / "versions" / "0008_next_one.py").exists(), numbered.stdout
     assert sorted(p.name for p in (REPO / "alembic" / "versions").glob("*.py")) == before
 
 

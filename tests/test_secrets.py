@@ -498,3 +498,51 @@ def test_export_of_stored_credentials_shows_none(pg_url: str, tmp_path: Path) ->
             assert "db.internal" in text  # the rest of the URL stays analysable
     finally:
         asyncio.run(drop())
+
+
+# --- the push-config encryption key (STORAGE__PUSH_CONFIG_KEY) is a secret too ----------------
+
+
+def test_the_push_config_key_never_shows(pg_url: str) -> None:
+    import base64
+
+    from bindu_storage import InMemoryStorage
+    from bindu_storage.errors import EncryptionKeyError
+
+    key = base64.urlsafe_b64encode(b"Sx" + b"k" * 30).decode()  # a valid Fernet key
+    old = base64.urlsafe_b64encode(b"Sx" + b"o" * 30).decode()
+    pieces = [key, old, key[:12], old[:12]]
+
+    def clean(text: str, where: str) -> None:
+        for piece in pieces:
+            assert piece not in text, f"{where} shows the push config key: {text[:500]!r}"
+
+    with environment(STORAGE__PUSH_CONFIG_KEY=f"{key},{old}", DATABASE_URL=pg_url,
+                     STORAGE_BACKEND="postgres"), debug_logs() as logs:
+        cfg = StorageSettings()
+        clean(repr(cfg) + str(cfg) + repr(cfg.model_dump()), "the settings")
+        storage = PostgresStorage(pg_url, settings=cfg, run_migrations=False)
+        clean(repr(storage) + repr(vars(storage)) + repr(InMemoryStorage(push_config_key=key)), "a storage")
+        for argv in (["purge", "--state", "completed"], ["push-configs", "reencrypt"]):
+            status, out, err = run_cli(*argv)
+            assert status == 0, err
+            clean(out + err, f"bindu-storage {' '.join(argv)}")
+
+        async def wrong_key() -> None:
+            writer = InMemoryStorage(push_config_key=key)
+            tid = uuid.uuid4()
+            await writer.submit_task(uuid.uuid4(), {"message_id": "m", "task_id": str(tid), "role": "user",
+                                                    "parts": []})
+            await writer.set_push_config(tid, {"url": "https://h.example", "token": "tok"})
+            writer._push_cipher = InMemoryStorage(push_config_key=old)._push_cipher
+            await writer.load_webhook_config(tid)
+
+        _, exc = attempt(wrong_key)
+        assert isinstance(exc, EncryptionKeyError)
+        clean(exception_text(exc), "the wrong-key error")
+        clean("\n".join(logs.lines), "the logs")
+
+    with environment(STORAGE__PUSH_CONFIG_KEY=f"{key[:-4]}Sx!!"):
+        status, out, err = run_cli("purge", "--state", "completed")
+        assert status == 1 and "STORAGE__PUSH_CONFIG_KEY" in err
+        assert key[:-4] not in out + err and key[:12] not in out + err

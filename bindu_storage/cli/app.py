@@ -13,6 +13,7 @@ import os
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from bindu_storage import __version__
@@ -63,6 +64,18 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return value
+
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_AGE_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _age(text: str) -> timedelta:
+    """``purge --older-than``: a number and a unit, ``90s``, ``15m``, ``12h``, ``30d`` or ``2w``."""
+    found = _AGE.match(text)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"expected an age like 30d, 12h, 15m, 90s or 2w, got {text!r}")
+    return timedelta(**{_AGE_UNITS[found.group(2)]: float(found.group(1))})
 
 
 def _lazy(module: str, name: str) -> Handler:
@@ -171,6 +184,32 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--did", metavar="DID",
                          help="an agent DID: the schema upstream Bindu names after it (not with --schema)")
     migrate.set_defaults(command="migrate", handler=_lazy("ops", "run_migrate"))
+
+    purge = sub.add_parser(
+        "purge", help="retention: delete old tasks (a dry run unless --yes)",
+        description="Delete the tasks a retention policy selects, with their feedback, events and push "
+                    "configs, and the contexts left without tasks that match the policy too. Filters "
+                    "combine: every one given must hold. Without --yes, only counts what would go.",
+    )
+    purge.add_argument("--older-than", type=_age, metavar="AGE",
+                       help="tasks not updated for this long: 30d, 12h, 15m, 90s, 2w")
+    purge.add_argument("--state", action="append", metavar="STATE",
+                       help="tasks in this state (repeat for several), e.g. --state completed")
+    purge.add_argument("--owner", metavar="DID", help="tasks of this caller DID (an erasure request)")
+    _add_database_options(purge)
+    purge.add_argument("--yes", action="store_true", help="delete (without it: a dry run)")
+    purge.add_argument("--dry-run", action="store_true", help="only count, even with --yes")
+    purge.set_defaults(command="purge", handler=_lazy("retention", "run_purge"))
+
+    push = sub.add_parser(
+        "push-configs", help="maintain push-notification configs (re-encrypt after a key rotation)",
+        description="reencrypt: encrypt every push config holding a token or credentials with the "
+                    "first key of STORAGE__PUSH_CONFIG_KEY (list the new key first, the old one after "
+                    "it; once done, drop the old key).",
+    )
+    push.add_argument("action", choices=("reencrypt",), help="what to do")
+    _add_database_options(push)
+    push.set_defaults(command="push-configs", handler=_lazy("retention", "run_reencrypt"))
     return parser
 
 

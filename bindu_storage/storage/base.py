@@ -28,6 +28,40 @@ Rules that hold for every operation
 * **Order.** ``list_tasks`` and ``list_contexts``: newest first. ``list_tasks_by_context``,
   histories, feedback and events: oldest first. "Newer" means created later (insertion order).
 
+Push-notification configs (A2A ``tasks/pushNotificationConfig/set|get|list|delete``)
+------------------------------------------------------------------------------------
+* **Many per task, by id.** A task holds any number of configs, each under its config id:
+  ``config["id"]`` when given (a string or UUID, kept as its string), else the task id, as the
+  A2A SDK's stores do. ``set_push_config`` adds the config or replaces the one with its id
+  (keeping its place: ``list_push_configs`` gives them in the order first set). A config is
+  returned as it was given (no ``id`` is added to it). The task must exist
+  (``TaskNotFoundError``); configs go with their task (``delete_task``, ``clear_context``,
+  ``purge``).
+* **Owner-scoped.** With ``owner_did``, a caller reaches only the configs of tasks it created
+  (``get_task_owner(task_id) == owner_did``): reads of another caller's task answer nothing
+  (``None``, ``[]``), as the owner-filtered listings do, and writes raise ``OwnershipError``
+  (``TaskOwnershipError``), as ``submit_task`` into another caller's context does. Without
+  ``owner_did`` nothing is scoped (the server's own calls).
+* **Upstream's single-config methods** keep their meaning: ``save_webhook_config`` replaces
+  all of the task's configs by this one; ``load_webhook_config`` answers the config whose id is
+  the task id, else the task's first one; ``delete_webhook_config`` removes all of them;
+  ``load_all_webhook_configs`` answers one per task, chosen as ``load_webhook_config`` does.
+* **Encryption at rest** (optional, ``storage.push_configs``): with a key
+  (``STORAGE__PUSH_CONFIG_KEY``), token and credentials are stored encrypted and decrypted on
+  read; a config stored encrypted and read without its key raises ``EncryptionKeyError`` naming
+  the config, never a key. ``push_config_records`` (analysis) gives the stored form, never
+  decrypted. ``reencrypt_push_configs`` re-encrypts every config with the newest key.
+
+Deletion and retention
+----------------------
+* ``delete_task`` removes the task with its feedback, events and push configs; its context
+  (data, message history, other tasks) stays. With ``owner_did``, another caller's task raises
+  ``OwnershipError``. An unknown task is a no-op (``False``).
+* ``purge`` removes the tasks a ``storage.retention.PurgePolicy`` selects (age, states, owner),
+  each as ``delete_task`` would, and the contexts the policy leaves empty (see that module), and
+  returns the rows removed per table (``PurgeCounts``). ``dry_run=True`` counts the same rows and
+  changes nothing. Both backends remove exactly the same rows.
+
 Lifecycle
 ---------
 A storage is *new*, *open* or *closed*:
@@ -50,12 +84,14 @@ finish or raise ``StorageClosedError``; ``close()`` waits for those holding a co
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from bindu_storage.errors import StorageClosedError
+from bindu_storage.storage.push_configs import PushConfigRecord
+from bindu_storage.storage.retention import PurgeCounts
 from bindu_storage.types import (
     Artifact,
     ContextRecord,
@@ -196,19 +232,19 @@ class Storage(ABC, Generic[ContextT]):
 
     @abstractmethod
     async def save_webhook_config(self, task_id: IdLike, config: PushNotificationConfig) -> None:
-        """Store (replace) the task's push-notification config; the task must exist."""
+        """Store the task's one push-notification config, replacing all it had; the task must exist."""
 
     @abstractmethod
     async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
-        """The task's push-notification config, or None."""
+        """The task's config whose id is the task id, else its first config, or None."""
 
     @abstractmethod
     async def delete_webhook_config(self, task_id: IdLike) -> None:
-        """Remove the task's push-notification config (no-op if none)."""
+        """Remove every push-notification config of the task (no-op if none)."""
 
     @abstractmethod
     async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
-        """Every stored push-notification config by task id."""
+        """One push-notification config per task that has any (as ``load_webhook_config``)."""
 
     # --- analysis read API -------------------------------------------------------------------
 
@@ -284,3 +320,63 @@ class Storage(ABC, Generic[ContextT]):
     async def __aexit__(self, *exc: object) -> None:
         """Close the storage (``close()``)."""
         await self.close()
+
+    # --- push-notification configs by id (see "Push-notification configs" above) -------------
+
+    @abstractmethod
+    async def set_push_config(
+        self, task_id: IdLike, config: PushNotificationConfig, *, owner_did: str | None = None
+    ) -> str:
+        """Add the config, or replace the task's config with its id; return the config id."""
+
+    @abstractmethod
+    async def get_push_config(
+        self, task_id: IdLike, config_id: str, *, owner_did: str | None = None
+    ) -> PushNotificationConfig | None:
+        """The task's config with this id, or None."""
+
+    @abstractmethod
+    async def list_push_configs(
+        self, task_id: IdLike, *, owner_did: str | None = None
+    ) -> list[PushNotificationConfig]:
+        """The task's configs in the order first set; ``[]`` when none (or not the caller's)."""
+
+    @abstractmethod
+    async def delete_push_config(
+        self, task_id: IdLike, config_id: str | None = None, *, owner_did: str | None = None
+    ) -> bool:
+        """Remove the task's config with this id (None: the task id); False if there was none."""
+
+    @abstractmethod
+    async def push_config_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[PushConfigRecord]:
+        """Every stored config in the order set, as stored (secrets never decrypted)."""
+
+    @abstractmethod
+    async def reencrypt_push_configs(self) -> int:
+        """Re-encrypt every config holding secrets with the newest key; the number rewritten.
+
+        Plain configs get encrypted, encrypted ones re-encrypted (rotation). Needs a key
+        (``EncryptionKeyError`` otherwise); a config no configured key opens raises it too.
+        """
+
+    # --- deletion and retention (see "Deletion and retention" above) --------------------------
+
+    @abstractmethod
+    async def delete_task(self, task_id: IdLike, *, owner_did: str | None = None) -> bool:
+        """Remove the task, its feedback, events and push configs (not its context).
+
+        True when a task was removed, False for an unknown task.
+        """
+
+    @abstractmethod
+    async def purge(
+        self,
+        *,
+        older_than: timedelta | datetime | None = None,
+        states: Iterable[str] | None = None,
+        owner_did: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeCounts:
+        """Remove what the retention policy selects (``storage.retention``); rows per table."""

@@ -38,7 +38,7 @@ async def create_storage(
     if chosen == "memory":
         if overrides:
             raise InvalidValueError(f"the memory backend takes no options, got {sorted(overrides)}")
-        storage = InMemoryStorage()
+        storage = InMemoryStorage(push_config_key=cfg.push_config_key)
     elif chosen == "postgres":
         storage = PostgresStorage(settings=cfg, **_with_did(did, overrides))
     elif chosen == "embedded":

@@ -5,28 +5,49 @@ respect to other coroutines on the loop. Values are validated (and copied) on th
 ``validate`` and copied on the way out by ``isolation.clone``. The tables are the record types
 of ``memory_rows``.
 
-A little over 400 lines on purpose: one class with one method per operation of the contract,
-each reading as the whole rule it implements; splitting the class would scatter the contract.
+Over 400 lines on purpose: one class with one method per operation of the contract (push
+configs by id, deletion and retention included), each reading as the whole rule it implements;
+splitting the class would scatter the contract.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from bindu_storage.errors import (
+    EncryptionKeyError,
     InvalidValueError,
     OwnershipError,
     TaskNotFoundError,
+    TaskOwnershipError,
     TerminalTaskError,
 )
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
 from bindu_storage.storage.isolation import clone
-from bindu_storage.storage.memory_rows import ContextRow, TaskAttachments, TaskRow, utc_now, window
+from bindu_storage.storage.memory_rows import (
+    ContextRow,
+    PushConfigRow,
+    TaskAttachments,
+    TaskRow,
+    utc_now,
+    window,
+)
+from bindu_storage.storage.push_configs import (
+    KEY_SETTING,
+    PushConfigRecord,
+    check_config_id,
+    config_id_of,
+    has_secrets,
+    make_cipher,
+    open_config,
+    seal_config,
+)
+from bindu_storage.storage.retention import PurgeCounts, PurgePolicy, no_counts
 from bindu_storage.types import (
     TERMINAL_STATES,
     Artifact,
@@ -52,14 +73,18 @@ class InMemoryStorage(Storage):
     set it to reproduce their timestamps; everyone else leaves the default, the wall clock.
     """
 
-    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, clock: Callable[[], datetime] | None = None, *, push_config_key: Any = None
+    ) -> None:
         self.clock: Callable[[], datetime] = clock or utc_now
+        self._push_cipher = make_cipher(push_config_key)  # storage.push_configs; None: plain
         self._tasks: dict[UUID, TaskRow] = {}  # insertion order = creation order
         self._contexts: dict[UUID, ContextRow] = {}
         self._feedback: dict[int, FeedbackRecord] = {}
         self._events: dict[int, TaskEvent] = {}
         self._attached: dict[UUID, TaskAttachments] = {}
-        self._webhooks: dict[UUID, PushNotificationConfig] = {}
+        self._webhooks: dict[UUID, dict[str, PushConfigRow]] = {}  # task -> config id -> row
+        self._push_config_seq = itertools.count(1)
         self._feedback_ids = itertools.count(1)
         self._event_ids = itertools.count(1)
         self._closed = False
@@ -303,8 +328,11 @@ class InMemoryStorage(Storage):
 
     def _forget_tasks(self, task_ids: set[UUID]) -> None:
         for tid in task_ids:
-            self._tasks.pop(tid, None)
+            row = self._tasks.pop(tid, None)
             self._webhooks.pop(tid, None)
+            ctx = self._contexts.get(row.context_id) if row is not None else None
+            if ctx is not None and tid in ctx.task_ids:
+                ctx.task_ids.remove(tid)
             attached = self._attached.pop(tid, TaskAttachments())
             for fid in attached.feedback_ids:
                 del self._feedback[fid]
@@ -345,14 +373,17 @@ class InMemoryStorage(Storage):
         self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         data = v.json_object(config, "config")
+        config_id = config_id_of(tid, data)
         if tid not in self._tasks:
             raise TaskNotFoundError(tid)
-        self._webhooks[tid] = data  # type: ignore[assignment]
+        kept = self._webhooks.get(tid, {}).get(config_id)
+        self._webhooks[tid] = {config_id: kept} if kept is not None else {}
+        self._put_push_config(tid, config_id, data)
 
     async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
         self._ensure_open()
-        config = self._webhooks.get(v.as_uuid(task_id, "task_id"))
-        return clone(config) if config is not None else None
+        tid = v.as_uuid(task_id, "task_id")
+        return self._default_push_config(tid, self._webhooks.get(tid, {}))
 
     async def delete_webhook_config(self, task_id: IdLike) -> None:
         self._ensure_open()
@@ -360,7 +391,8 @@ class InMemoryStorage(Storage):
 
     async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
         self._ensure_open()
-        return {tid: clone(cfg) for tid, cfg in self._webhooks.items()}
+        found = {tid: self._default_push_config(tid, rows) for tid, rows in self._webhooks.items()}
+        return {tid: config for tid, config in found.items() if config is not None}
 
     # --- analysis read API -------------------------------------------------------------------
 
@@ -420,3 +452,156 @@ class InMemoryStorage(Storage):
     async def close(self) -> None:
         """Close the storage; the data stays (unlike upstream, close() never wipes it)."""
         self._closed = True
+
+    # --- push-notification configs by id -----------------------------------------------------
+
+    def _scoped_task(self, tid: UUID, owner_did: str | None, *, write: bool) -> TaskRow | None:
+        """The task, or None when unknown or (for a read) another caller's; a write of another
+        caller's task raises ``TaskOwnershipError``."""
+        row = self._tasks.get(tid)
+        if row is None or owner_did is None or row.owner_did == owner_did:
+            return row
+        if write:
+            raise TaskOwnershipError(tid, owner_did)
+        return None
+
+    def _put_push_config(self, tid: UUID, config_id: str, data: dict[str, Any]) -> None:
+        stored, encrypted = seal_config(self._push_cipher, data)
+        now = self.clock()
+        rows = self._webhooks.setdefault(tid, {})
+        old = rows.get(config_id)
+        if old is None:
+            rows[config_id] = PushConfigRow(next(self._push_config_seq), stored, encrypted, now, now)
+        else:
+            old.config, old.encrypted, old.updated_at = stored, encrypted, now
+
+    def _opened_config(self, tid: UUID, config_id: str, row: PushConfigRow) -> PushNotificationConfig:
+        opened = open_config(self._push_cipher, clone(row.config), row.encrypted, tid, config_id)
+        return opened  # type: ignore[return-value]
+
+    def _default_push_config(
+        self, tid: UUID, rows: dict[str, PushConfigRow]
+    ) -> PushNotificationConfig | None:
+        """The config the single-config methods address: id = the task id, else the first."""
+        config_id = str(tid) if str(tid) in rows else next(iter(rows), None)
+        return None if config_id is None else self._opened_config(tid, config_id, rows[config_id])
+
+    async def set_push_config(
+        self, task_id: IdLike, config: PushNotificationConfig, *, owner_did: str | None = None
+    ) -> str:
+        self._ensure_open()
+        tid = v.as_uuid(task_id, "task_id")
+        data = v.json_object(config, "config")
+        config_id = config_id_of(tid, data)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        if self._scoped_task(tid, owner, write=True) is None:
+            raise TaskNotFoundError(tid)
+        self._put_push_config(tid, config_id, data)
+        return config_id
+
+    async def get_push_config(
+        self, task_id: IdLike, config_id: str, *, owner_did: str | None = None
+    ) -> PushNotificationConfig | None:
+        self._ensure_open()
+        tid = v.as_uuid(task_id, "task_id")
+        cid = check_config_id(config_id)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        if self._scoped_task(tid, owner, write=False) is None:
+            return None
+        row = self._webhooks.get(tid, {}).get(cid)
+        return None if row is None else self._opened_config(tid, cid, row)
+
+    async def list_push_configs(
+        self, task_id: IdLike, *, owner_did: str | None = None
+    ) -> list[PushNotificationConfig]:
+        self._ensure_open()
+        tid = v.as_uuid(task_id, "task_id")
+        owner = v.check_optional_str(owner_did, "owner_did")
+        if self._scoped_task(tid, owner, write=False) is None:
+            return []
+        return [self._opened_config(tid, cid, row) for cid, row in self._webhooks.get(tid, {}).items()]
+
+    async def delete_push_config(
+        self, task_id: IdLike, config_id: str | None = None, *, owner_did: str | None = None
+    ) -> bool:
+        self._ensure_open()
+        tid = v.as_uuid(task_id, "task_id")
+        cid = str(tid) if config_id is None else check_config_id(config_id)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        if self._scoped_task(tid, owner, write=True) is None:
+            return False
+        return self._webhooks.get(tid, {}).pop(cid, None) is not None
+
+    async def push_config_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[PushConfigRecord]:
+        self._ensure_open()
+        v.check_window(limit, offset, "limit")
+        rows = sorted(
+            ((tid, cid, row) for tid, configs in self._webhooks.items() for cid, row in configs.items()),
+            key=lambda found: found[2].seq,
+        )
+        return [
+            {"task_id": tid, "config_id": cid, "config": clone(row.config), "encrypted": row.encrypted,
+             "created_at": row.created_at, "updated_at": row.updated_at}
+            for tid, cid, row in window(rows, limit, offset)
+        ]
+
+    async def reencrypt_push_configs(self) -> int:
+        self._ensure_open()
+        cipher = self._push_cipher
+        if cipher is None:
+            raise EncryptionKeyError(f"re-encrypting push configs needs {KEY_SETTING}")
+        rewritten: list[tuple[PushConfigRow, dict[str, Any]]] = []
+        for tid, configs in self._webhooks.items():  # every config opens, or nothing changes
+            for cid, row in configs.items():
+                if row.encrypted or has_secrets(row.config):
+                    rewritten.append((row, cipher.reseal(clone(row.config), row.encrypted, tid, cid)))
+        now = self.clock()
+        for row, sealed in rewritten:
+            row.config, row.encrypted, row.updated_at = sealed, True, now
+        return len(rewritten)
+
+    # --- deletion and retention --------------------------------------------------------------
+
+    async def delete_task(self, task_id: IdLike, *, owner_did: str | None = None) -> bool:
+        self._ensure_open()
+        tid = v.as_uuid(task_id, "task_id")
+        owner = v.check_optional_str(owner_did, "owner_did")
+        if self._scoped_task(tid, owner, write=True) is None:
+            return False
+        self._forget_tasks({tid})
+        return True
+
+    async def purge(
+        self,
+        *,
+        older_than: timedelta | datetime | None = None,
+        states: Iterable[str] | None = None,
+        owner_did: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeCounts:
+        self._ensure_open()
+        policy = PurgePolicy.of(older_than, states, owner_did, self.clock())
+        doomed = {
+            r.id for r in self._tasks.values() if policy.takes_task(r.updated_at, r.state, r.owner_did)
+        }
+        emptied = {self._tasks[t].context_id for t in doomed}
+        contexts = [
+            c.id for c in self._contexts.values()
+            if not set(c.task_ids) - doomed
+            and policy.takes_context(c.updated_at, c.owner_did, c.id in emptied)
+        ]
+        counts = no_counts()
+        counts["tasks"] = len(doomed)
+        for tid in doomed:
+            attached = self._attached.get(tid, TaskAttachments())
+            counts["feedback"] += len(attached.feedback_ids)
+            counts["events"] += len(attached.event_ids)
+            counts["push_configs"] += len(self._webhooks.get(tid, {}))
+        counts["contexts"] = len(contexts)
+        if not dry_run:
+            self._forget_tasks(doomed)
+            for cid in contexts:
+                del self._contexts[cid]
+        return counts

@@ -80,3 +80,14 @@ def window(items: Iterable[Any], length: int | None, offset: int) -> list[Any]:
     """The ``length`` items (all when None) after skipping ``offset``."""
     stop = None if length is None else offset + length
     return list(itertools.islice(items, offset, stop))
+
+
+@dataclass
+class PushConfigRow:
+    """A stored push config: the config as stored (secrets sealed when ``encrypted``)."""
+
+    seq: int
+    config: dict[str, Any]
+    encrypted: bool
+    created_at: datetime
+    updated_at: datetime

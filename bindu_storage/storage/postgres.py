@@ -5,27 +5,46 @@ allows it (``update_task`` is one CTE that locks the row, de-duplicates appends,
 logs the event), so a retry after a lost connection applies a write at most once. The pool, the
 lifecycle (``close()`` leaves the storage closed until ``connect()``) and the retries are
 ``PostgresBase``'s (``storage.postgres_base``).
+
+A little over 400 lines: one method per operation of the contract (push configs by id,
+deletion and retention included), as ``storage.memory`` has; the SQL itself is ``storage.sql``.
+
+``PURGE_BATCH`` bounds how many tasks one statement of ``purge`` removes, so a large purge holds
+its row locks briefly, one batch at a time, instead of for the whole backlog.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
 from bindu_storage.errors import (
+    EncryptionKeyError,
     InvalidValueError,
     OwnershipError,
     TaskNotFoundError,
+    TaskOwnershipError,
     TerminalTaskError,
 )
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike
 from bindu_storage.storage.postgres_base import PostgresBase
+from bindu_storage.storage.push_configs import (
+    KEY_SETTING,
+    PushConfigCipher,
+    PushConfigRecord,
+    check_config_id,
+    config_id_of,
+    has_secrets,
+    open_config,
+    seal_config,
+)
+from bindu_storage.storage.retention import PURGED_TABLES, PurgeCounts, PurgePolicy, no_counts
 from bindu_storage.storage.rows import task_from_row
 from bindu_storage.types import (
     TERMINAL_STATES,
@@ -39,6 +58,9 @@ from bindu_storage.types import (
     TaskEvent,
     TaskRecord,
 )
+
+PURGE_BATCH = 1000
+"""Tasks removed per statement by ``purge`` (each batch commits on its own)."""
 
 
 class PostgresStorage(PostgresBase):
@@ -231,19 +253,24 @@ class PostgresStorage(PostgresBase):
 
     async def save_webhook_config(self, task_id: IdLike, config: PushNotificationConfig) -> None:
         tid = v.as_uuid(task_id, "task_id")
-        saved = await self._fetchval(self.sql.save_webhook, tid, v.json_object(config, "config"))
+        data = v.json_object(config, "config")
+        config_id = config_id_of(tid, data)
+        stored, encrypted = seal_config(self._push_cipher, data)
+        saved = await self._fetchval(self.sql.save_webhook, tid, config_id, stored, encrypted)
         if saved is None:
             raise TaskNotFoundError(tid)
 
     async def load_webhook_config(self, task_id: IdLike) -> PushNotificationConfig | None:
-        return await self._fetchval(self.sql.load_webhook, v.as_uuid(task_id, "task_id"))
+        tid = v.as_uuid(task_id, "task_id")
+        row = await self._fetchrow(self.sql.load_webhook, tid)
+        return None if row is None else self._opened_config(tid, row)
 
     async def delete_webhook_config(self, task_id: IdLike) -> None:
         await self._execute(self.sql.delete_webhook, v.as_uuid(task_id, "task_id"))
 
     async def load_all_webhook_configs(self) -> dict[UUID, PushNotificationConfig]:
         rows = await self._fetch(self.sql.load_all_webhooks)
-        return {r["task_id"]: r["config"] for r in rows}
+        return {r["task_id"]: self._opened_config(r["task_id"], r) for r in rows}
 
     # --- analysis read API -------------------------------------------------------------------
 
@@ -276,3 +303,125 @@ class PostgresStorage(PostgresBase):
         v.check_window(limit, offset, "limit")
         tid = v.as_uuid(task_id, "task_id") if task_id is not None else None
         return [dict(r) for r in await self._fetch(self.sql.task_events, tid, limit, offset)]  # type: ignore[misc]
+
+    # --- push-notification configs by id -----------------------------------------------------
+
+    def _opened_config(self, tid: UUID, row: Any) -> PushNotificationConfig:
+        """The config of a row (config_id, config, encrypted), decrypted if stored encrypted."""
+        opened = open_config(self._push_cipher, row["config"], row["encrypted"], tid, row["config_id"])
+        return opened  # type: ignore[return-value]
+
+    async def set_push_config(
+        self, task_id: IdLike, config: PushNotificationConfig, *, owner_did: str | None = None
+    ) -> str:
+        tid = v.as_uuid(task_id, "task_id")
+        data = v.json_object(config, "config")
+        config_id = config_id_of(tid, data)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        stored, encrypted = seal_config(self._push_cipher, data)
+
+        async def work(conn: asyncpg.Connection) -> str:
+            saved = await conn.fetchval(self.sql.set_push_config, tid, config_id, stored, encrypted, owner)
+            if saved is not None:
+                return str(saved)
+            if not await conn.fetchval(self.sql.task_exists, tid):
+                raise TaskNotFoundError(tid)
+            raise TaskOwnershipError(tid, owner)
+
+        return await self._with_conn(work, "set_push_config")
+
+    async def get_push_config(
+        self, task_id: IdLike, config_id: str, *, owner_did: str | None = None
+    ) -> PushNotificationConfig | None:
+        tid = v.as_uuid(task_id, "task_id")
+        cid = check_config_id(config_id)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        row = await self._fetchrow(self.sql.get_push_config, tid, cid, owner)
+        return None if row is None else self._opened_config(tid, row)
+
+    async def list_push_configs(
+        self, task_id: IdLike, *, owner_did: str | None = None
+    ) -> list[PushNotificationConfig]:
+        tid = v.as_uuid(task_id, "task_id")
+        owner = v.check_optional_str(owner_did, "owner_did")
+        rows = await self._fetch(self.sql.list_push_configs, tid, owner)
+        return [self._opened_config(tid, r) for r in rows]
+
+    async def delete_push_config(
+        self, task_id: IdLike, config_id: str | None = None, *, owner_did: str | None = None
+    ) -> bool:
+        tid = v.as_uuid(task_id, "task_id")
+        cid = str(tid) if config_id is None else check_config_id(config_id)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        row = await self._fetchrow(self.sql.delete_push_config, tid, cid, owner)
+        return self._scoped_outcome(tid, owner, row)
+
+    @staticmethod
+    def _scoped_outcome(tid: UUID, owner: str | None, row: Any) -> bool:
+        """What a scoped delete answers: False for an unknown task, raises for another caller's."""
+        if row is None:
+            return False
+        if owner is not None and row["owner_did"] != owner:
+            raise TaskOwnershipError(tid, owner)
+        return bool(row["deleted"])
+
+    async def push_config_records(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[PushConfigRecord]:
+        v.check_window(limit, offset, "limit")
+        return [dict(r) for r in await self._fetch(self.sql.push_config_records, limit, offset)]  # type: ignore[misc]
+
+    def _resealed(self, cipher: PushConfigCipher, row: Any) -> dict[str, Any]:
+        """The config of a row encrypted with the newest key."""
+        return cipher.reseal(row["config"], row["encrypted"], row["task_id"], row["config_id"])
+
+    async def reencrypt_push_configs(self) -> int:
+        self._ensure_open()  # a closed storage says so before a missing key does
+        cipher = self._push_cipher
+        if cipher is None:
+            raise EncryptionKeyError(f"re-encrypting push configs needs {KEY_SETTING}")
+        rows = await self._fetch(self.sql.push_config_records, None, 0)
+        updates = [  # every config opens, or nothing changes
+            (r["task_id"], r["config_id"], self._resealed(cipher, r), r["config"])
+            for r in rows
+            if r["encrypted"] or has_secrets(r["config"])
+        ]
+
+        async def work(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.executemany(self.sql.reencrypt_push_config, updates)
+
+        if updates:
+            await self._with_conn(work, "reencrypt_push_config")
+        return len(updates)
+
+    # --- deletion and retention --------------------------------------------------------------
+
+    async def delete_task(self, task_id: IdLike, *, owner_did: str | None = None) -> bool:
+        tid = v.as_uuid(task_id, "task_id")
+        owner = v.check_optional_str(owner_did, "owner_did")
+        row = await self._fetchrow(self.sql.delete_task, tid, owner)
+        return self._scoped_outcome(tid, owner, row)
+
+    async def purge(
+        self,
+        *,
+        older_than: timedelta | datetime | None = None,
+        states: Iterable[str] | None = None,
+        owner_did: str | None = None,
+        dry_run: bool = False,
+    ) -> PurgeCounts:
+        # "now" is the server's: the timestamps compared with the cutoff are its now() too
+        now = await self._fetchval("SELECT now()") if isinstance(older_than, timedelta) else None
+        policy = PurgePolicy.of(older_than, states, owner_did, now or datetime.now(UTC))
+        args = (policy.cutoff, list(policy.states) if policy.states else None, policy.owner_did)
+        if dry_run:
+            row = await self._fetchrow(self.sql.purge_preview, *args)
+            return {name: int(row[name]) for name in PURGED_TABLES}  # type: ignore[index,return-value]
+        counts = no_counts()
+        while True:
+            row = await self._fetchrow(self.sql.purge_batch, *args, PURGE_BATCH)
+            for name in PURGED_TABLES:
+                counts[name] += int(row[name])  # type: ignore[index,literal-required]
+            if int(row["tasks"]) < PURGE_BATCH:  # type: ignore[index]
+                return counts

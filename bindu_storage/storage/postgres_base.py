@@ -33,6 +33,7 @@ from bindu_storage.errors import (
 from bindu_storage.settings import StorageSettings, app_settings
 from bindu_storage.sqlnames import schema_for_did, validate_schema_name
 from bindu_storage.storage.base import Storage
+from bindu_storage.storage.push_configs import make_cipher
 from bindu_storage.storage.read import PoolStats
 from bindu_storage.storage.retry import (
     CONFIGURATION_ERRORS,
@@ -50,6 +51,7 @@ WRITES = frozenset({
     "submit_task", "update_task", "update_task_state_if", "append_artifact_chunk",
     "update_context", "append_to_context", "clear_context", "clear_all", "store_task_feedback",
     "save_webhook", "delete_webhook",
+    "set_push_config", "delete_push_config", "reencrypt_push_config", "delete_task", "purge_batch",
 })
 """Operations that change data: when their connection fails after the statement went out,
 a final error says the write may have been applied (``OutcomeUnknownError``)."""
@@ -93,6 +95,7 @@ class PostgresBase(Storage):
         statement_cache_size: int | None = None,
         run_migrations: bool | None = None,
         settings: StorageSettings | None = None,
+        push_config_key: Any = None,
     ) -> None:
         cfg = settings or app_settings.storage
         url = database_url or cfg.postgres_url
@@ -120,6 +123,8 @@ class PostgresBase(Storage):
             raise InvalidValueError(f"statement_cache_size must be >= 0, got {self.statement_cache_size}")
         self.run_migrations = cfg.run_migrations_on_startup if run_migrations is None else run_migrations
         self.sql = Statements.for_schema(self.schema)
+        # encryption at rest of push-config secrets (storage.push_configs); None: stored plain
+        self._push_cipher = make_cipher(cfg.push_config_key if push_config_key is None else push_config_key)
         self._pool: asyncpg.Pool | None = None
         self._closed = False
         self._connect_lock = asyncio.Lock()

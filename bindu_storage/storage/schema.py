@@ -266,7 +266,7 @@ def _compare(
 
 # --- what the migrations declare at head -----------------------------------------------------
 
-EXPECTED_REVISION = "0006"
+EXPECTED_REVISION = "0007"
 """The revision ``EXPECTED`` describes (the head of ``alembic/versions``)."""
 
 _TS = "timestamp with time zone"
@@ -320,6 +320,9 @@ EXPECTED = SchemaSnapshot(
             Column("webhook_configs", "config", "jsonb", False, None),
             Column("webhook_configs", "created_at", _TS, False, "now()"),
             Column("webhook_configs", "updated_at", _TS, False, "now()"),
+            Column("webhook_configs", "config_id", "text", False, None),
+            Column("webhook_configs", "encrypted", "boolean", False, "false"),
+            Column("webhook_configs", "seq", "bigint", False, _IDENTITY),
         ],
     },
     indexes=[
@@ -406,9 +409,13 @@ EXPECTED = SchemaSnapshot(
         Index("tasks", "tasks_pkey",
               "CREATE UNIQUE INDEX tasks_pkey ON tasks USING btree (id)",
               "primary key: every read and write of one task by id"),
+        Index("webhook_configs", "idx_webhook_configs_seq",
+              "CREATE UNIQUE INDEX idx_webhook_configs_seq ON webhook_configs USING btree (seq)",
+              "orders push configs (list_push_configs, push_config_records, frames) as set"),
         Index("webhook_configs", "webhook_configs_pkey",
-              "CREATE UNIQUE INDEX webhook_configs_pkey ON webhook_configs USING btree (task_id)",
-              "primary key: one webhook configuration per task"),
+              "CREATE UNIQUE INDEX webhook_configs_pkey ON webhook_configs "
+              "USING btree (task_id, config_id)",
+              "primary key: a task's push configs by id (and the cascade from tasks)"),
     ],
     constraints=[
         Constraint("contexts", "contexts_pkey", "primary key", "PRIMARY KEY (id)"),
@@ -421,7 +428,8 @@ EXPECTED = SchemaSnapshot(
         Constraint("tasks", "fk_tasks_context_id", "foreign key",
                    "FOREIGN KEY (context_id) REFERENCES contexts(id) ON DELETE CASCADE"),
         Constraint("tasks", "tasks_pkey", "primary key", "PRIMARY KEY (id)"),
-        Constraint("webhook_configs", "webhook_configs_pkey", "primary key", "PRIMARY KEY (task_id)"),
+        Constraint("webhook_configs", "webhook_configs_pkey", "primary key",
+                   "PRIMARY KEY (task_id, config_id)"),
         Constraint("webhook_configs", "webhook_configs_task_id_fkey", "foreign key",
                    "FOREIGN KEY (task_id) REFERENCES tasks(id) ON DELETE CASCADE"),
     ],

@@ -412,28 +412,42 @@ class Statements:
     # --- webhook configs -------------------------------------------------------------------
 
     save_webhook: str = """
-        -- $1 task id, $2 the config (replaces the task's config); no row for an unknown task
-        INSERT INTO {schema}.webhook_configs (task_id, config)
-        SELECT $1, $2::jsonb
+        -- $1 task id, $2 config id, $3 the config (as stored), $4 whether its secrets are encrypted
+        -- upstream's single config: the task's other configs go, this one is added or replaced
+        -- (keeping its place); no row comes back for an unknown task
+        WITH others AS (
+            DELETE FROM {schema}.webhook_configs
+             WHERE task_id = $1 AND config_id <> $2
+        )
+        INSERT INTO {schema}.webhook_configs (task_id, config_id, config, encrypted)
+        SELECT $1, $2, $3::jsonb, $4
          WHERE EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1)
-        ON CONFLICT (task_id) DO UPDATE
+        ON CONFLICT (task_id, config_id) DO UPDATE
            SET config = EXCLUDED.config,
+               encrypted = EXCLUDED.encrypted,
                updated_at = now()
         RETURNING task_id
     """
 
     load_webhook: str = """
-        -- $1 task id
-        SELECT config FROM {schema}.webhook_configs WHERE task_id = $1
+        -- $1 task id; the config whose id is the task id, else the task's first one
+        SELECT config_id, config, encrypted
+          FROM {schema}.webhook_configs
+         WHERE task_id = $1
+         ORDER BY config_id = task_id::text DESC, seq
+         LIMIT 1
     """
 
     delete_webhook: str = """
-        -- $1 task id
+        -- $1 task id; every config of the task
         DELETE FROM {schema}.webhook_configs WHERE task_id = $1
     """
 
     load_all_webhooks: str = """
-        SELECT task_id, config FROM {schema}.webhook_configs ORDER BY created_at
+        -- one config per task, chosen as load_webhook chooses
+        SELECT DISTINCT ON (task_id) task_id, config_id, config, encrypted
+          FROM {schema}.webhook_configs
+         ORDER BY task_id, config_id = task_id::text DESC, seq
     """
 
     # --- the analysis read API (oldest first) ----------------------------------------------
@@ -473,6 +487,187 @@ class Statements:
          WHERE ($1::uuid IS NULL OR task_id = $1)
          ORDER BY id
          LIMIT $2 OFFSET $3
+    """
+
+    # --- push-notification configs by id ----------------------------------------------------
+
+    set_push_config: str = """
+        -- $1 task id, $2 config id, $3 the config (as stored), $4 whether its secrets are
+        -- encrypted, $5 owner DID (NULL: any caller)
+        -- Add the config or replace the one with its id (keeping its place); no row comes back
+        -- for an unknown task or another caller's (the caller reads which from the task's owner)
+        INSERT INTO {schema}.webhook_configs (task_id, config_id, config, encrypted)
+        SELECT $1, $2, $3::jsonb, $4
+         WHERE EXISTS (SELECT 1
+                         FROM {schema}.tasks
+                        WHERE id = $1
+                          AND ($5::text IS NULL OR owner_did = $5))
+        ON CONFLICT (task_id, config_id) DO UPDATE
+           SET config = EXCLUDED.config,
+               encrypted = EXCLUDED.encrypted,
+               updated_at = now()
+        RETURNING config_id
+    """
+
+    get_push_config: str = """
+        -- $1 task id, $2 config id, $3 owner DID (NULL: any caller)
+        SELECT w.config_id, w.config, w.encrypted
+          FROM {schema}.webhook_configs w
+          JOIN {schema}.tasks t ON t.id = w.task_id
+         WHERE w.task_id = $1
+           AND w.config_id = $2
+           AND ($3::text IS NULL OR t.owner_did = $3)
+    """
+
+    list_push_configs: str = """
+        -- $1 task id, $2 owner DID (NULL: any caller); in the order first set
+        SELECT w.config_id, w.config, w.encrypted
+          FROM {schema}.webhook_configs w
+          JOIN {schema}.tasks t ON t.id = w.task_id
+         WHERE w.task_id = $1
+           AND ($2::text IS NULL OR t.owner_did = $2)
+         ORDER BY w.seq
+    """
+
+    delete_push_config: str = """
+        -- $1 task id, $2 config id, $3 owner DID (NULL: any caller)
+        -- No row: unknown task. Otherwise the task's owner, and whether a config went (none
+        -- goes when the task is another caller's: the caller raises then).
+        WITH task AS (
+            SELECT id, owner_did FROM {schema}.tasks WHERE id = $1
+        ),
+        gone AS (
+            DELETE FROM {schema}.webhook_configs w
+             USING task
+             WHERE w.task_id = task.id
+               AND w.config_id = $2
+               AND ($3::text IS NULL OR task.owner_did = $3)
+            RETURNING w.config_id
+        )
+        SELECT task.owner_did, EXISTS (SELECT FROM gone) AS deleted
+          FROM task
+    """
+
+    push_config_records: str = """
+        -- $1 limit (NULL: all), $2 offset; as stored (secrets never decrypted), in the order set
+        SELECT task_id, config_id, config, encrypted, created_at, updated_at
+          FROM {schema}.webhook_configs
+         ORDER BY seq
+         LIMIT $1 OFFSET $2
+    """
+
+    reencrypt_push_config: str = """
+        -- $1 task id, $2 config id, $3 the config re-encrypted, $4 the config as read before
+        -- (a config written since then is left alone: it was encrypted with the newest key)
+        UPDATE {schema}.webhook_configs
+           SET config = $3::jsonb,
+               encrypted = true,
+               updated_at = now()
+         WHERE task_id = $1
+           AND config_id = $2
+           AND config = $4::jsonb
+    """
+
+    # --- deletion and retention ------------------------------------------------------------
+
+    delete_task: str = """
+        -- $1 task id, $2 owner DID (NULL: any caller)
+        -- The foreign keys cascade to the task's feedback, events and push configs; the context
+        -- stays. No row: unknown task. Otherwise its owner, and whether it went (not when it is
+        -- another caller's: the caller raises then).
+        WITH task AS (
+            SELECT id, owner_did FROM {schema}.tasks WHERE id = $1 FOR UPDATE
+        ),
+        gone AS (
+            DELETE FROM {schema}.tasks t
+             USING task
+             WHERE t.id = task.id
+               AND ($2::text IS NULL OR task.owner_did = $2)
+            RETURNING t.id
+        )
+        SELECT task.owner_did, EXISTS (SELECT FROM gone) AS deleted
+          FROM task
+    """
+
+    purge_preview: str = """
+        -- $1 cutoff (tasks updated before it; NULL: any age), $2 states (NULL: any),
+        -- $3 owner DID (NULL: any owner)
+        -- The rows purge_batch would remove, per table (storage.retention: the policy)
+        WITH doomed AS (
+            SELECT t.id, t.context_id
+              FROM {schema}.tasks t
+             WHERE ($1::timestamptz IS NULL OR t.updated_at < $1)
+               AND ($2::text[] IS NULL OR t.state = ANY ($2))
+               AND ($3::text IS NULL OR t.owner_did = $3)
+        )
+        SELECT (SELECT count(*) FROM doomed) AS tasks,
+               (SELECT count(*) FROM {schema}.task_feedback f
+                 WHERE f.task_id IN (SELECT id FROM doomed)) AS feedback,
+               (SELECT count(*) FROM {schema}.task_events e
+                 WHERE e.task_id IN (SELECT id FROM doomed)) AS events,
+               (SELECT count(*) FROM {schema}.webhook_configs w
+                 WHERE w.task_id IN (SELECT id FROM doomed)) AS push_configs,
+               (SELECT count(*) FROM {schema}.contexts c
+                 WHERE NOT EXISTS (SELECT 1 FROM {schema}.tasks t
+                                    WHERE t.context_id = c.id
+                                      AND t.id NOT IN (SELECT id FROM doomed))
+                   AND ($1::timestamptz IS NULL OR c.updated_at < $1)
+                   AND ($2::text[] IS NULL OR c.id IN (SELECT context_id FROM doomed))
+                   AND ($3::text IS NULL OR c.owner_did = $3)) AS contexts
+    """
+
+    purge_batch: str = """
+        -- $1 cutoff (tasks updated before it; NULL: any age), $2 states (NULL: any),
+        -- $3 owner DID (NULL: any owner), $4 the most tasks to remove in this batch
+        -- Remove up to $4 of the tasks the policy selects (oldest first) with their feedback,
+        -- events and push configs, then the contexts left without tasks that the policy
+        -- selects too; the rows removed per table come back. A context a concurrent submit
+        -- touched after this statement's snapshot (its updated_at changed) is left alone, so a
+        -- task created meanwhile never goes with it.
+        WITH doomed AS (
+            SELECT t.id, t.context_id
+              FROM {schema}.tasks t
+             WHERE ($1::timestamptz IS NULL OR t.updated_at < $1)
+               AND ($2::text[] IS NULL OR t.state = ANY ($2))
+               AND ($3::text IS NULL OR t.owner_did = $3)
+             ORDER BY t.seq
+             LIMIT $4
+               FOR UPDATE
+        ),
+        gone_feedback AS (
+            DELETE FROM {schema}.task_feedback f USING doomed d WHERE f.task_id = d.id RETURNING 1
+        ),
+        gone_events AS (
+            DELETE FROM {schema}.task_events e USING doomed d WHERE e.task_id = d.id RETURNING 1
+        ),
+        gone_push_configs AS (
+            DELETE FROM {schema}.webhook_configs w USING doomed d WHERE w.task_id = d.id RETURNING 1
+        ),
+        gone_tasks AS (
+            DELETE FROM {schema}.tasks t USING doomed d WHERE t.id = d.id RETURNING 1
+        ),
+        emptied AS (
+            SELECT c.id, c.updated_at
+              FROM {schema}.contexts c
+             WHERE NOT EXISTS (SELECT 1 FROM {schema}.tasks t
+                                WHERE t.context_id = c.id
+                                  AND t.id NOT IN (SELECT id FROM doomed))
+               AND ($1::timestamptz IS NULL OR c.updated_at < $1)
+               AND ($2::text[] IS NULL OR c.id IN (SELECT context_id FROM doomed))
+               AND ($3::text IS NULL OR c.owner_did = $3)
+        ),
+        gone_contexts AS (
+            DELETE FROM {schema}.contexts c
+             USING emptied k
+             WHERE c.id = k.id
+               AND c.updated_at = k.updated_at
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM gone_tasks) AS tasks,
+               (SELECT count(*) FROM gone_feedback) AS feedback,
+               (SELECT count(*) FROM gone_events) AS events,
+               (SELECT count(*) FROM gone_push_configs) AS push_configs,
+               (SELECT count(*) FROM gone_contexts) AS contexts
     """
 
     @classmethod

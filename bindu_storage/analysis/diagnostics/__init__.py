@@ -13,6 +13,7 @@ runs (its columns are that statement's aliases). ``Diagnostics`` is every topic 
 - ``replication``: primary or standby, replay lag, streaming standbys, slots
 - ``schema``: migration status and drift from the declared schema
 - ``bindu``: tasks stuck in non-terminal states, JSONB column sizes
+- ``retention``: per table rows, size, oldest data, and what a purge policy would remove
 - ``settings``: key server settings
 - ``report``: the health report — findings against explicit thresholds
 

@@ -19,6 +19,7 @@ from bindu_storage.analysis.diagnostics.queries import QueriesTopic
 from bindu_storage.analysis.diagnostics.replication import ReplicationTopic
 from bindu_storage.analysis.diagnostics.report.build import build_report
 from bindu_storage.analysis.diagnostics.report.model import HealthReport, Thresholds
+from bindu_storage.analysis.diagnostics.retention import RetentionTopic
 from bindu_storage.analysis.diagnostics.schema import SchemaTopic
 from bindu_storage.analysis.diagnostics.settings import SettingsTopic
 from bindu_storage.analysis.diagnostics.tables import TablesTopic
@@ -36,6 +37,7 @@ class Diagnostics(
     ReplicationTopic,
     SchemaTopic,
     BinduTopic,
+    RetentionTopic,
     SettingsTopic,
 ):
     """Read-only diagnostics of one database and Bindu schema; an async context manager.

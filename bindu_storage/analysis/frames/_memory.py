@@ -317,21 +317,24 @@ async def events_columns(
 
 
 async def webhooks_columns(storage: Storage, f: TaskFilters, limit: int | None) -> Columns:
-    """The columns of ``webhooks_frame`` (token and credentials redacted)."""
+    """The columns of ``webhooks_frame``: every push config of the selected tasks, in the order
+    set; token and credentials redacted, from the stored form (an encrypted secret is never
+    decrypted: it reads as ``***`` too)."""
     tasks = {r["task"]["id"] for r in await select_tasks(storage, f)}
     out: Columns = defaultdict(list)
     n = 0
-    for task_id, config in (await storage.load_all_webhook_configs()).items():
-        if task_id not in tasks:
+    for record in await storage.push_config_records():
+        if record["task_id"] not in tasks:
             continue
         if limit is not None and n >= limit:
             break
         n += 1
+        config = record["config"]
         given = config.get("authentication")
         auth: dict[str, Any] = dict(given) if isinstance(given, dict) else {}
         schemes = [s for s in _array(auth.get("schemes")) if isinstance(s, str)]
-        out["task_id"].append(str(task_id))
-        out["config_id"].append(_id(config.get("id")))
+        out["task_id"].append(str(record["task_id"]))
+        out["config_id"].append(record["config_id"])
         out["url"].append(_str(config.get("url")))
         out["token"].append(REDACTED if config.get("token") is not None else None)
         out["schemes"].append(",".join(schemes) if schemes else None)

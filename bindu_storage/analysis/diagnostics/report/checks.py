@@ -3,7 +3,8 @@
 ``@check(name, topic, *thresholds)`` registers the function below it. The function gets the
 diagnostics of its topic and the values of the ``Thresholds`` fields it names (nothing else), and
 returns a ``Verdict``; the report turns it into a ``Finding`` carrying the registered name and
-topic. ``CHECKS`` holds them in registration order, which is the report's order.
+topic. ``CHECKS`` holds them in registration order, which is the report's order. (A little over
+400 lines: one short function per check, in that order, reads better than a split.)
 
 The default thresholds are the table of :mod:`.model`. A check whose query fails (for example a
 monitoring role without ``SELECT`` on the Bindu tables, or a statement timeout) becomes a
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -26,6 +28,7 @@ from bindu_storage.analysis.diagnostics.queries import QueriesTopic
 from bindu_storage.analysis.diagnostics.replication import ReplicationTopic
 from bindu_storage.analysis.diagnostics.report.measure import duration, grade, largest, levels, percent, size
 from bindu_storage.analysis.diagnostics.report.model import Limit, Status, Verdict
+from bindu_storage.analysis.diagnostics.retention import RetentionTopic
 from bindu_storage.analysis.diagnostics.schema import SchemaTopic
 from bindu_storage.analysis.diagnostics.tables import TablesTopic
 
@@ -392,3 +395,23 @@ async def jsonb_sizes(d: BinduTopic, limit: Limit, *, jsonb_sample_percent: floa
         "artifacts elsewhere and keep a reference",
     )
 
+
+@check("data retention", "retention", "retention_days")
+async def data_retention(d: RetentionTopic, limit: Limit) -> Verdict:
+    frame = (await d.retention(older_than_days=limit.warn)).set_index("table_name")
+    threshold = f"warn >= {limit.warn:g} days, critical >= {limit.critical:g} days"
+    oldest: Any = frame.at["tasks", "oldest_updated"]
+    if pd.isna(oldest):
+        return Verdict("ok", "no task stored", threshold)
+    days = (pd.Timestamp.now(tz="UTC") - pd.Timestamp(oldest)).total_seconds() / 86400
+    would = ", ".join(
+        f"{int(n)} {name}" for name, n in frame["purge_would_remove"].items() if int(n)
+    ) or "nothing"
+    return Verdict(
+        grade(days, limit),
+        f"oldest task last updated {days:.1f} days ago; {size(float(frame['total_bytes'].sum()))} in "
+        f"the Bindu tables; a purge of tasks not updated for {limit.warn:g} days would remove {would}",
+        threshold,
+        f"see retention(); `bindu-storage purge --older-than {limit.warn:g}d` (a dry run without --yes), "
+        "or schedule it",
+    )

@@ -36,6 +36,7 @@ schema drift           differences from the declared schema                 any 
                                                                                          constraint
 stuck tasks            oldest task in submitted/working/unknown             >= 15 min    >= 1 h
 JSONB sizes            largest stored JSONB value                           >= 1 MiB     >= 16 MiB
+data retention         days since the oldest task was last updated          >= 90 days   >= 365 days
 =====================  ===================================================  ===========  ============
 """
 
@@ -79,6 +80,7 @@ _REPLICATION_LAG_SECONDS = Limit(30, 300)
 _SLOT_RETAINED_BYTES = Limit(GiB, 10 * GiB)
 _STUCK_TASK_SECONDS = Limit(900, 3600)
 _JSONB_VALUE_BYTES = Limit(MiB, 16 * MiB)
+_RETENTION_DAYS = Limit(90, 365)
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Thresholds:
     slot_retained_bytes: Limit = _SLOT_RETAINED_BYTES
     stuck_task_seconds: Limit = _STUCK_TASK_SECONDS
     jsonb_value_bytes: Limit = _JSONB_VALUE_BYTES
+    retention_days: Limit = _RETENTION_DAYS
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -345,7 +345,8 @@ def events_query(
 
 
 def webhooks_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
-    """One row per stored push-notification config; token and credentials never leave the server."""
+    """One row per stored push-notification config (several per task, in the order set); token
+    and credentials never leave the server, encrypted or not (never decrypted)."""
     if not info.has("webhook_configs"):
         return FrameQuery((), "", (), (), (), empty=True)
     from_, where, p = _tasks_base(info, f)
@@ -354,7 +355,8 @@ def webhooks_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
     schemes = _array(f"{auth} -> 'schemes'")
     select = (
         ("task_id", "w.task_id::text"),
-        ("config_id", _key_str("w.config", "id")),
+        ("config_id", "w.config_id" if info.has("webhook_configs", "config_id")
+                      else _key_str("w.config", "id")),
         ("url", _key_str("w.config", "url")),
         ("token", "CASE WHEN jsonb_typeof(w.config -> 'token') <> 'null' THEN '***' END"),
         ("schemes", (
@@ -364,8 +366,8 @@ def webhooks_query(info: SchemaInfo, f: TaskFilters) -> FrameQuery:
         )),
         ("credentials", f"CASE WHEN jsonb_typeof({auth} -> 'credentials') <> 'null' THEN '***' END"),
     )
-    keys = (
+    keys: tuple[tuple[str, str], ...] = (("w.seq", "bigint"),) if info.has("webhook_configs", "seq") else (
         (_col(info, "w", "webhook_configs", "created_at", "timestamptz"), "timestamptz"),
-        ("w.task_id", "uuid"),
+        ("w.task_id", "uuid"),  # one config per task before revision 0007 (no seq)
     )
     return FrameQuery(select, from_, tuple(where), tuple(p.params), keys)
