@@ -270,6 +270,14 @@ class SyncStorage:
     context_records = _blocking(Storage.context_records)
     feedback_records = _blocking(Storage.feedback_records)
     task_events = _blocking(Storage.task_events)
+    set_push_config = _blocking(Storage.set_push_config)
+    get_push_config = _blocking(Storage.get_push_config)
+    list_push_configs = _blocking(Storage.list_push_configs)
+    delete_push_config = _blocking(Storage.delete_push_config)
+    push_config_records = _blocking(Storage.push_config_records)
+    reencrypt_push_configs = _blocking(Storage.reencrypt_push_configs)
+    delete_task = _blocking(Storage.delete_task)
+    purge = _blocking(Storage.purge)
 
     # --- analysis: frames, filters, diagnostics ----------------------------------------------
 
