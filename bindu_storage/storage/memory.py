@@ -27,6 +27,7 @@ from bindu_storage.errors import (
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
 from bindu_storage.storage.isolation import clone
+from bindu_storage.storage.memory_rows import ContextRow, TaskAttachments, TaskRow, utc_now, window
 from bindu_storage.storage.pages import (
     DEFAULT_PAGE_SIZE,
     PageCursor,
@@ -39,7 +40,6 @@ from bindu_storage.storage.pages import (
     task_filter,
     without_artifacts,
 )
-from bindu_storage.storage.memory_rows import ContextRow, TaskAttachments, TaskRow, utc_now, window
 from bindu_storage.types import (
     TERMINAL_STATES,
     Artifact,

@@ -108,7 +108,8 @@ def task_filter(
     aware ``datetime``.
     """
     cid = v.as_uuid(context_id, "context_id") if context_id is not None else None
-    return TaskFilter(cid, _states(states), _aware(updated_after), v.check_optional_str(owner_did, "owner_did"))
+    owner = v.check_optional_str(owner_did, "owner_did")
+    return TaskFilter(cid, _states(states), _aware(updated_after), owner)
 
 
 def count_filter(
