@@ -27,6 +27,7 @@ Rules that hold for every operation
   gets a logged no-op returning the stored task instead, so it carries on.)
 * **Order.** ``list_tasks`` and ``list_contexts``: newest first. ``list_tasks_by_context``,
   histories, feedback and events: oldest first. "Newer" means created later (insertion order).
+  ``list_tasks_page`` (A2A's ``tasks/list``): most recently *updated* first, by keyset pages.
 
 Lifecycle
 ---------
