@@ -45,6 +45,10 @@ class InvalidValueError(StorageError, ValueError):
     """A value cannot be stored (not JSON, a NUL character, a bad state or id...)."""
 
 
+class InvalidPageTokenError(InvalidValueError):
+    """A page token that this storage did not issue, or issued for a listing with other filters."""
+
+
 class InvalidTypeError(StorageError, TypeError):
     """A value has the wrong type (for example an id that is neither a UUID nor a string)."""
 

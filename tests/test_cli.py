@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_migrations import HEAD, PREVIOUS
 
 from bindu_storage.dsn import password_of
 from bindu_storage.testing import TemporaryPostgres
@@ -146,12 +147,12 @@ def test_seed_export_migrate(fresh_database: str, tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.part")), "no temporary files left behind"
 
     current = run("migrate", "current", cwd=tmp_path, env=env)
-    assert current.returncode == 0 and "0007 (up to date)" in current.stdout
-    down = run("migrate", "downgrade", "--revision", "0006", cwd=tmp_path, env=env)
+    assert current.returncode == 0 and f"{HEAD} (up to date)" in current.stdout
+    down = run("migrate", "downgrade", "--revision", PREVIOUS, cwd=tmp_path, env=env)
     assert down.returncode == 0, down.stderr
-    assert "downgraded 0007 → 0006" in down.stdout
+    assert f"downgraded {HEAD} → {PREVIOUS}" in down.stdout
     up = run("migrate", "upgrade", cwd=tmp_path, env=env)
-    assert up.returncode == 0 and "upgraded 0006 → 0007" in up.stdout
+    assert up.returncode == 0 and f"upgraded {PREVIOUS} → {HEAD}" in up.stdout
     history = run("migrate", "history", cwd=tmp_path, env=env)
     assert history.returncode == 0
     assert "current, head" in history.stdout.splitlines()[-1]

@@ -187,6 +187,7 @@ ID_OPERATIONS: dict[str, tuple[str, Any]] = {
     "update_context": ("context_id", lambda s, x: s.update_context(x, {"a": 1})),
     "append_to_contexts": ("context_id", lambda s, x: s.append_to_contexts(x, [])),
     "list_tasks_by_context": ("context_id", lambda s, x: s.list_tasks_by_context(x)),
+    "list_tasks_page": ("context_id", lambda s, x: s.list_tasks_page(context_id=x)),
     "get_context_owner": ("context_id", lambda s, x: s.get_context_owner(x)),
     "clear_context": ("context_id", lambda s, x: s.clear_context(x)),
 }
@@ -196,7 +197,8 @@ BAD_ID_CASES = [
     pytest.param(operation, *case.values, id=f"{operation}-{case.id}")
     for operation in sorted(ID_OPERATIONS)
     for case in BAD_IDS
-    if not (operation == "task_events" and case.values[0] is None)  # None there means "all tasks"
+    # None there means "all tasks"
+    if not (operation in ("task_events", "list_tasks_page") and case.values[0] is None)
 ]
 
 
@@ -1071,6 +1073,7 @@ def every_operation(task_id: UUID, context_id: UUID) -> dict[str, Any]:
         "count_tasks": lambda s: s.count_tasks(),
         "list_tasks_by_context": lambda s: s.list_tasks_by_context(cid),
         "get_task_owner": lambda s: s.get_task_owner(tid),
+        "list_tasks_page": lambda s: s.list_tasks_page(),
         "load_context": lambda s: s.load_context(cid),
         "update_context": lambda s: s.update_context(cid, {"a": 1}),
         "append_to_contexts": lambda s: s.append_to_contexts(cid, [message(tid, cid)]),

@@ -27,8 +27,10 @@ from bindu_storage.storage.schema import Drift
 from bindu_storage.testing import TemporaryPostgres
 
 REPO = Path(__file__).resolve().parents[1]
-HEAD = "0007"
-REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
+REVISIONS = ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+HEAD = REVISIONS[-1]
+PREVIOUS = REVISIONS[-2]
+"""The revision before head."""
 _ALEMBIC_SCRIPT = Path(sys.executable).with_name("alembic")
 ALEMBIC = [str(_ALEMBIC_SCRIPT)] if _ALEMBIC_SCRIPT.exists() else [sys.executable, "-m", "alembic"]
 
@@ -399,14 +401,14 @@ def test_cli_upgrade_current_history_downgrade(fresh_database: str) -> None:
 
     history = alembic("history", url=fresh_database)
     lines = history.stdout.strip().splitlines()
-    assert lines[0].startswith("0006 -> 0007 (head), ")
+    assert lines[0].startswith(f"{PREVIOUS} -> {HEAD} (head), ")
     assert lines[-1].startswith("<base> -> 0001, initial schema")
     assert len(lines) == len(REVISIONS)
 
     down = alembic("downgrade", "-1", url=fresh_database)
-    assert "Running downgrade 0007 -> 0006" in down.stderr
-    assert alembic("current", url=fresh_database).stdout.strip() == "0006"
-    assert asyncio.run(migrate.current_revision(fresh_database)) == "0006"
+    assert f"Running downgrade {HEAD} -> {PREVIOUS}" in down.stderr
+    assert alembic("current", url=fresh_database).stdout.strip() == PREVIOUS
+    assert asyncio.run(migrate.current_revision(fresh_database)) == PREVIOUS
 
     for proc in (up, current, history, down):
         assert_no_password(proc.stdout + proc.stderr, fresh_database)
@@ -414,7 +416,8 @@ def test_cli_upgrade_current_history_downgrade(fresh_database: str) -> None:
 
 def test_cli_x_schema_targets_another_schema(fresh_database: str) -> None:
     alembic("-x", "schema=did_agent_b", "upgrade", "head", url=fresh_database)
-    assert alembic("-x", "schema=did_agent_b", "current", url=fresh_database).stdout.strip() == "0007 (head)"
+    current = alembic("-x", "schema=did_agent_b", "current", url=fresh_database)
+    assert current.stdout.strip() == f"{HEAD} (head)"
     assert alembic("current", url=fresh_database).stdout.strip() == ""  # public was not touched
     assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == HEAD
     live = asyncio.run(snapshot(fresh_database, "did_agent_b"))
@@ -422,7 +425,7 @@ def test_cli_x_schema_targets_another_schema(fresh_database: str) -> None:
     assert asyncio.run(snapshot(fresh_database, "public")).tables == {}
 
     alembic("-x", "schema=did_agent_b", "downgrade", "-1", url=fresh_database)
-    assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == "0006"
+    assert asyncio.run(migrate.current_revision(fresh_database, "did_agent_b")) == PREVIOUS
 
     bad = alembic("-x", "schema=bad-name;drop", "upgrade", "head", url=fresh_database, check=False)
     assert bad.returncode != 0
@@ -447,7 +450,8 @@ def test_cli_revision_creates_a_script_after_head(tmp_path: Path) -> None:
     created = [p for p in (tmp_path / "alembic" / "versions").glob("*.py") if p.name not in before]
     assert len(created) == 1 and created[0].name.endswith("_add_a_thing.py"), made.stdout
     source = created[0].read_text()
-    assert 'down_revision: str | None = "0007"' in source or "down_revision: str | None = '0007'" in source
+    quoted = (f'"{HEAD}"', f"'{HEAD}'")
+    assert any(f"down_revision: str | None = {q}" in source for q in quoted)
     compile(source, str(created[0]), "exec")
     new_id = created[0].name.split("_")[0]
     assert alembic("heads", cwd=tmp_path).stdout.strip() == f"{new_id} (head)"

@@ -27,6 +27,7 @@ Rules that hold for every operation
   gets a logged no-op returning the stored task instead, so it carries on.)
 * **Order.** ``list_tasks`` and ``list_contexts``: newest first. ``list_tasks_by_context``,
   histories, feedback and events: oldest first. "Newer" means created later (insertion order).
+  ``list_tasks_page`` (A2A's ``tasks/list``): most recently *updated* first, by keyset pages.
 
 Push-notification configs (A2A ``tasks/pushNotificationConfig/set|get|list|delete``)
 ------------------------------------------------------------------------------------
@@ -90,6 +91,7 @@ from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from bindu_storage.errors import StorageClosedError
+from bindu_storage.storage.pages import DEFAULT_PAGE_SIZE, TaskPage
 from bindu_storage.storage.push_configs import PushConfigRecord
 from bindu_storage.storage.retention import PurgeCounts
 from bindu_storage.types import (
@@ -116,8 +118,15 @@ class Storage(ABC, Generic[ContextT]):
     # --- tasks -------------------------------------------------------------------------------
 
     @abstractmethod
-    async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
-        """Return the task, with only the last ``history_length`` messages if given, or None."""
+    async def load_task(
+        self, task_id: IdLike, history_length: int | None = None, *, owner_did: str | None = None
+    ) -> Task | None:
+        """Return the task, with only the last ``history_length`` messages if given, or None.
+
+        ``owner_did`` scopes the read to one caller, as the listings' ``owner_did`` filter does:
+        a task created by another caller (or by none) reads as None, exactly like an unknown
+        task, so a caller cannot tell another tenant's task ids from free ones.
+        """
 
     @abstractmethod
     async def submit_task(
@@ -169,8 +178,21 @@ class Storage(ABC, Generic[ContextT]):
         """Tasks newest first: the most recent ``length`` after skipping ``offset``."""
 
     @abstractmethod
-    async def count_tasks(self, status: str | None = None) -> int:
-        """Number of tasks, or of tasks in state ``status``."""
+    async def count_tasks(
+        self,
+        status: str | None = None,
+        *,
+        owner_did: str | None = None,
+        context_id: IdLike | None = None,
+        states: str | Sequence[str] | None = None,
+        updated_after: datetime | None = None,
+    ) -> int:
+        """Number of tasks, or of tasks in state ``status``, under the filters given.
+
+        The keyword filters are those of ``list_tasks_page`` with the same meaning, so the count
+        equals that listing's ``total_size``. ``status`` (upstream's positional argument) is a
+        single state; give it or ``states``, not both (``InvalidValueError``).
+        """
 
     @abstractmethod
     async def list_tasks_by_context(
@@ -185,6 +207,60 @@ class Storage(ABC, Generic[ContextT]):
     @abstractmethod
     async def get_task_owner(self, task_id: IdLike) -> str | None:
         """The ``caller_did`` that created the task, or None (also for an unknown task)."""
+
+    @abstractmethod
+    async def list_tasks_page(
+        self,
+        *,
+        context_id: IdLike | None = None,
+        states: str | Sequence[str] | None = None,
+        updated_after: datetime | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_token: str | None = None,
+        history_length: int | None = None,
+        include_artifacts: bool = False,
+        owner_did: str | None = None,
+    ) -> TaskPage:
+        """One page of tasks, most recently updated first: A2A's ``tasks/list``.
+
+        **Filters** (None: any): ``context_id``; ``states``, one state name or several (the
+        protocol's ``status``); ``updated_after``, an aware datetime: tasks whose
+        ``updated_at`` is at or after it (every write moves ``updated_at``, a state change
+        included, so this is the protocol's "status timestamp after" widened to any change);
+        ``owner_did``, the caller the listing is scoped to (tasks it created).
+
+        **Order.** ``updated_at`` descending, ties by ``id`` descending: a total order.
+
+        **Pages.** ``page_size`` tasks at most (default 50, 1 to 100). ``next_page_token`` is
+        ``''`` on the last page, else the token that gives the next page when passed back as
+        ``page_token`` with the same filters (``page_size``, ``history_length`` and
+        ``include_artifacts`` may change between pages). Tokens are keyset cursors: the page
+        after a token holds the tasks that come after the last task shown, in the order above,
+        as they are when that page is read.
+
+        **Guarantee under concurrent writes.** During a walk from the first page to the last, a
+        task that matches the filters, exists when the walk starts and is not written during
+        the walk is listed exactly once, and no task is listed twice while ``updated_at`` only
+        grows. A task created during the walk may or may not be listed. A task updated during
+        the walk moves to the front of the order: it is missed if the walk had not reached it
+        yet and not listed again if it had. (``updated_at`` is the writer's clock, ``now()`` on
+        PostgreSQL, i.e. its transaction's start: a write that waited for another write of the
+        same task can set an earlier time than the one before it; such a task may then be
+        listed twice.) A caller that needs every change walks again with ``updated_after`` set
+        to the time the first walk started.
+
+        **Totals.** ``total_size`` is the number of tasks under the same filters (owner
+        included) when the page is read, as ``count_tasks`` gives it.
+
+        **Shape.** ``history_length`` keeps the last messages of each history (as in
+        ``load_task``); ``include_artifacts=False`` (the default, as in the protocol) leaves
+        the ``artifacts`` key out of each task.
+
+        **Errors, before anything is read.** A bad filter, ``page_size`` (0, 101, not an int)
+        or ``history_length`` raises ``InvalidValueError``/``InvalidTypeError`` naming it; a
+        token this storage did not issue, or issued under other filters, raises
+        ``InvalidPageTokenError`` (an ``InvalidValueError``) saying which.
+        """
 
     # --- contexts ----------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ splitting the class would scatter the contract.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -36,6 +37,18 @@ from bindu_storage.storage.memory_rows import (
     TaskRow,
     utc_now,
     window,
+)
+from bindu_storage.storage.pages import (
+    DEFAULT_PAGE_SIZE,
+    PageCursor,
+    TaskFilter,
+    TaskPage,
+    check_page_request,
+    count_filter,
+    decode_token,
+    encode_token,
+    task_filter,
+    without_artifacts,
 )
 from bindu_storage.storage.push_configs import (
     KEY_SETTING,
@@ -123,13 +136,18 @@ class InMemoryStorage(Storage):
 
     # --- tasks -------------------------------------------------------------------------------
 
-    async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
+    async def load_task(
+        self, task_id: IdLike, history_length: int | None = None, *, owner_did: str | None = None
+    ) -> Task | None:
         self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         if history_length is not None:
             v.check_window(history_length, 0, "history_length")
+        owner = v.check_optional_str(owner_did, "owner_did")
         row = self._tasks.get(tid)
-        return row.to_task(history_length) if row else None
+        if row is None or (owner is not None and row.owner_did != owner):
+            return None
+        return row.to_task(history_length)
 
     async def submit_task(
         self, context_id: IdLike, message: Message, caller_did: str | None = None
@@ -242,12 +260,20 @@ class InMemoryStorage(Storage):
         rows = self._owned(reversed(self._tasks.values()), owner)
         return [r.to_task() for r in window(rows, length, offset)]
 
-    async def count_tasks(self, status: str | None = None) -> int:
+    async def count_tasks(
+        self,
+        status: str | None = None,
+        *,
+        owner_did: str | None = None,
+        context_id: IdLike | None = None,
+        states: str | Sequence[str] | None = None,
+        updated_after: datetime | None = None,
+    ) -> int:
         self._ensure_open()
-        if status is None:
+        filters = count_filter(status, context_id, states, updated_after, owner_did)
+        if filters == TaskFilter():
             return len(self._tasks)
-        v.check_state(status, "status")
-        return sum(1 for r in self._tasks.values() if r.state == status)
+        return sum(1 for _ in self._matching(filters))
 
     async def list_tasks_by_context(
         self,
@@ -270,6 +296,48 @@ class InMemoryStorage(Storage):
         self._ensure_open()
         row = self._tasks.get(v.as_uuid(task_id, "task_id"))
         return row.owner_did if row else None
+
+    def _matching(self, filters: TaskFilter) -> Iterable[TaskRow]:
+        return (
+            r for r in self._tasks.values()
+            if filters.matches(r.context_id, r.state, r.updated_at, r.owner_did)
+        )
+
+    async def list_tasks_page(
+        self,
+        *,
+        context_id: IdLike | None = None,
+        states: str | Sequence[str] | None = None,
+        updated_after: datetime | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_token: str | None = None,
+        history_length: int | None = None,
+        include_artifacts: bool = False,
+        owner_did: str | None = None,
+    ) -> TaskPage:
+        self._ensure_open()
+        filters = task_filter(
+            context_id=context_id, states=states, updated_after=updated_after, owner_did=owner_did
+        )
+        size = check_page_request(page_size, history_length, include_artifacts)
+        cursor = decode_token(page_token, filters)
+        matching = list(self._matching(filters))
+        after = (
+            r for r in matching
+            if cursor is None or (r.updated_at, r.id) < (cursor.updated_at, cursor.task_id)
+        )
+        rows = heapq.nlargest(size + 1, after, key=lambda r: (r.updated_at, r.id))
+        shown = rows[:size]
+        tasks = [r.to_task(history_length) for r in shown]
+        more = len(rows) > size
+        return {
+            "tasks": tasks if include_artifacts else [without_artifacts(t) for t in tasks],
+            "next_page_token": encode_token(
+                PageCursor(shown[-1].updated_at, shown[-1].id), filters
+            ) if more else "",
+            "page_size": size,
+            "total_size": len(matching),
+        }
 
     # --- contexts ----------------------------------------------------------------------------
 

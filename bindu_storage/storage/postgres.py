@@ -33,6 +33,18 @@ from bindu_storage.errors import (
 )
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike
+from bindu_storage.storage.pages import (
+    DEFAULT_PAGE_SIZE,
+    PageCursor,
+    TaskFilter,
+    TaskPage,
+    check_page_request,
+    count_filter,
+    decode_token,
+    encode_token,
+    task_filter,
+    without_artifacts,
+)
 from bindu_storage.storage.postgres_base import PostgresBase
 from bindu_storage.storage.push_configs import (
     KEY_SETTING,
@@ -73,11 +85,17 @@ class PostgresStorage(PostgresBase):
 
     # --- tasks -------------------------------------------------------------------------------
 
-    async def load_task(self, task_id: IdLike, history_length: int | None = None) -> Task | None:
+    async def load_task(
+        self, task_id: IdLike, history_length: int | None = None, *, owner_did: str | None = None
+    ) -> Task | None:
         tid = v.as_uuid(task_id, "task_id")
         if history_length is not None:
             v.check_window(history_length, 0, "history_length")
-        row = await self._fetchrow(self.sql.load_task, tid, history_length)
+        owner = v.check_optional_str(owner_did, "owner_did")
+        if owner is None:
+            row = await self._fetchrow(self.sql.load_task, tid, history_length)
+        else:
+            row = await self._fetchrow(self.sql.load_owned_task, tid, history_length, owner)
         return task_from_row(row) if row else None
 
     async def submit_task(
@@ -171,10 +189,19 @@ class PostgresStorage(PostgresBase):
         rows = await self._fetch(self.sql.list_tasks, length, offset, owner)
         return [task_from_row(r) for r in rows]
 
-    async def count_tasks(self, status: str | None = None) -> int:
-        if status is not None:
-            v.check_state(status, "status")
-        return int(await self._fetchval(self.sql.count_tasks, status))
+    async def count_tasks(
+        self,
+        status: str | None = None,
+        *,
+        owner_did: str | None = None,
+        context_id: IdLike | None = None,
+        states: str | Sequence[str] | None = None,
+        updated_after: datetime | None = None,
+    ) -> int:
+        filters = count_filter(status, context_id, states, updated_after, owner_did)
+        if (owner_did, context_id, states, updated_after) == (None, None, None, None):
+            return int(await self._fetchval(self.sql.count_tasks, status))  # upstream's form
+        return int(await self._fetchval(self.sql.count_tasks_filtered, *_filter_args(filters)))
 
     async def list_tasks_by_context(
         self,
@@ -191,6 +218,48 @@ class PostgresStorage(PostgresBase):
 
     async def get_task_owner(self, task_id: IdLike) -> str | None:
         return await self._fetchval(self.sql.get_task_owner, v.as_uuid(task_id, "task_id"))
+
+    async def list_tasks_page(
+        self,
+        *,
+        context_id: IdLike | None = None,
+        states: str | Sequence[str] | None = None,
+        updated_after: datetime | None = None,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        page_token: str | None = None,
+        history_length: int | None = None,
+        include_artifacts: bool = False,
+        owner_did: str | None = None,
+    ) -> TaskPage:
+        filters = task_filter(
+            context_id=context_id, states=states, updated_after=updated_after, owner_did=owner_did
+        )
+        size = check_page_request(page_size, history_length, include_artifacts)
+        cursor = decode_token(page_token, filters)
+        after = (cursor.updated_at, cursor.task_id) if cursor else (None, None)
+
+        async def work(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], int]:
+            # one snapshot for the page and its total, so they agree
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                rows = await conn.fetch(
+                    self.sql.list_tasks_page, *_filter_args(filters), *after, size + 1,
+                    history_length, include_artifacts,
+                )
+                total = await conn.fetchval(self.sql.count_tasks_filtered, *_filter_args(filters))
+            return rows, int(total)
+
+        rows, total = await self._with_conn(work, "list_tasks_page")
+        shown = rows[:size]
+        tasks = [task_from_row(r) for r in shown]
+        more = len(rows) > size
+        return {
+            "tasks": tasks if include_artifacts else [without_artifacts(t) for t in tasks],
+            "next_page_token": encode_token(
+                PageCursor(shown[-1]["updated_at"], shown[-1]["id"]), filters
+            ) if more else "",
+            "page_size": size,
+            "total_size": total,
+        }
 
     # --- contexts ----------------------------------------------------------------------------
 
@@ -425,3 +494,7 @@ class PostgresStorage(PostgresBase):
                 counts[name] += int(row[name])  # type: ignore[index,literal-required]
             if int(row["tasks"]) < PURGE_BATCH:  # type: ignore[index]
                 return counts
+
+def _filter_args(filters: TaskFilter) -> tuple[Any, ...]:
+    """The filter parameters ($1 to $4) of ``list_tasks_page`` and ``count_tasks_filtered``."""
+    return filters.context_id, filters.state_list, filters.updated_after, filters.owner_did

@@ -266,7 +266,7 @@ def _compare(
 
 # --- what the migrations declare at head -----------------------------------------------------
 
-EXPECTED_REVISION = "0007"
+EXPECTED_REVISION = "0008"
 """The revision ``EXPECTED`` describes (the head of ``alembic/versions``)."""
 
 _TS = "timestamp with time zone"
@@ -378,6 +378,10 @@ EXPECTED = SchemaSnapshot(
         Index("tasks", "idx_tasks_artifacts_gin",
               "CREATE INDEX idx_tasks_artifacts_gin ON tasks USING gin (artifacts jsonb_path_ops)",
               "serves the JSONB containment filters on artifacts (find_tasks(artifacts=...))"),
+        Index("tasks", "idx_tasks_context_updated_id",
+              "CREATE INDEX idx_tasks_context_updated_id ON tasks "
+              "USING btree (context_id, updated_at DESC, id DESC)",
+              "serves list_tasks_page of one context (keyset pages, most recently updated first)"),
         Index("tasks", "idx_tasks_context_id",
               "CREATE INDEX idx_tasks_context_id ON tasks USING btree (context_id)",
               "serves the tasks of one context (list_tasks_by_context) and the cascade from contexts"),
@@ -394,6 +398,10 @@ EXPECTED = SchemaSnapshot(
         Index("tasks", "idx_tasks_owner_did",
               "CREATE INDEX idx_tasks_owner_did ON tasks USING btree (owner_did)",
               "serves the per-agent (owner_did) listings of tasks"),
+        Index("tasks", "idx_tasks_owner_updated_id",
+              "CREATE INDEX idx_tasks_owner_updated_id ON tasks "
+              "USING btree (owner_did, updated_at DESC, id DESC)",
+              "serves list_tasks_page scoped to one caller (keyset pages, most recently updated first)"),
         Index("tasks", "idx_tasks_seq",
               "CREATE UNIQUE INDEX idx_tasks_seq ON tasks USING btree (seq)",
               "orders tasks (list_tasks, task_records, exports) by insertion"),
@@ -406,6 +414,9 @@ EXPECTED = SchemaSnapshot(
         Index("tasks", "idx_tasks_updated_at",
               "CREATE INDEX idx_tasks_updated_at ON tasks USING btree (updated_at)",
               "serves the updated_at time windows (task_records changed since, the tasks frame)"),
+        Index("tasks", "idx_tasks_updated_id",
+              "CREATE INDEX idx_tasks_updated_id ON tasks USING btree (updated_at DESC, id DESC)",
+              "serves list_tasks_page (keyset pages, most recently updated first)"),
         Index("tasks", "tasks_pkey",
               "CREATE UNIQUE INDEX tasks_pkey ON tasks USING btree (id)",
               "primary key: every read and write of one task by id"),

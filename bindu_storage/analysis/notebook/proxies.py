@@ -253,6 +253,7 @@ class SyncStorage:
     count_tasks = _blocking(Storage.count_tasks)
     list_tasks_by_context = _blocking(Storage.list_tasks_by_context)
     get_task_owner = _blocking(Storage.get_task_owner)
+    list_tasks_page = _blocking(Storage.list_tasks_page)
     load_context = _blocking(Storage.load_context)
     update_context = _blocking(Storage.update_context)
     append_to_contexts = _blocking(Storage.append_to_contexts)
