@@ -1,5 +1,8 @@
 """The storage contract, written once: every backend obeys these docstrings identically.
 
+(Over 400 lines on purpose: the whole contract, its rules and one docstring per operation, is
+read in one place; the module holds no logic beyond the lifecycle helpers.)
+
 Rules that hold for every operation
 -----------------------------------
 * **Ids.** ``task_id`` and ``context_id`` arguments are ``uuid.UUID`` objects or canonical UUID
