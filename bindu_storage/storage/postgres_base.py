@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 
 from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
 from bindu_storage.errors import (
@@ -56,19 +58,52 @@ a final error says the write may have been applied (``OutcomeUnknownError``)."""
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool reset without the session reset query, for a transaction pooler (see ``_create_pool``)."""
+    """Pool release without the session reset query (see ``_create_pool``)."""
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+_LONG_NUMBER = re.compile(rb"[0-9]{20}")
+"""A run of 20 digits: a number orjson might read as a float (it keeps integers to 64 bits)."""
+
+
+def _dumps(value: Any) -> bytes:
+    """Compact JSON text, non-ASCII kept; integers beyond 64 bits through the standard library."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError: "Integer exceeds 64-bit range"
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _loads(text: bytes | memoryview) -> Any:
+    """Python values of JSON text; long numbers (rare) through the standard library, exactly."""
+    if _LONG_NUMBER.search(text) is None:
+        return orjson.loads(text)
+    return json.loads(bytes(text))
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + _dumps(value)  # jsonb's binary format: version 1, then the text
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return _loads(memoryview(data)[1:])
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    """JSON and JSONB as Python values on every pooled connection (compact, non-ASCII kept)."""
-    for type_name in ("jsonb", "json"):
-        await conn.set_type_codec(
-            type_name, encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
-        )
+    """JSON and JSONB as Python values on every pooled connection, through orjson.
+
+    JSONB travels in PostgreSQL's binary format (a version byte, then the text), so the server
+    sends it as stored, without a text conversion. The values reaching the encoder are already
+    validated (``storage.validate``: finite floats, string keys), so orjson writes the same text
+    ``json.dumps`` would; integers beyond 64 bits fall back to ``json`` both ways (orjson would
+    refuse them, or read them as floats).
+    """
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "json", encoder=lambda v: _dumps(v).decode(), decoder=json.loads, schema="pg_catalog",
+        format="text",
+    )
 
 
 class PostgresBase(Storage):
@@ -157,7 +192,19 @@ class PostgresBase(Storage):
         try:
             yield conn
         finally:
+            await self._reset_lent(conn)
             await pool.release(conn)
+
+    async def _reset_lent(self, conn: asyncpg.Connection) -> None:
+        """Undo the session state code of its own may have left on a lent connection (settings,
+        locks, LISTEN, cursors), as the pool's release no longer does (``_create_pool``); a
+        connection that cannot be reset is closed instead of going back to the pool."""
+        if self.statement_cache_size == 0 or conn.is_closed():
+            return
+        try:
+            await conn.reset(timeout=self.timeout)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            conn.terminate()
 
     def pool_stats(self) -> PoolStats | None:
         """The pool's counters, or ``None`` while no pool is open."""
@@ -202,10 +249,14 @@ class PostgresBase(Storage):
             server_settings={"application_name": "bindu-storage"},
             # 0 (behind PgBouncer in transaction mode): asyncpg then sends every statement unnamed
             # and re-parses it with its Bind in one message sequence, so no statement outlives
-            # its transaction; and the release skips the session reset query (RESET ALL, UNLISTEN,
-            # advisory unlock), which would run on whichever server connection the pooler picks.
+            # its transaction.
             statement_cache_size=self.statement_cache_size,
-            reset=_keep_session if self.statement_cache_size == 0 else None,
+            # No session reset query (RESET ALL, UNLISTEN, advisory unlock: one more round trip)
+            # on release: the operations set no session state, and asyncpg still rolls back a
+            # transaction left open. ``connection()``, which lends a connection to other code,
+            # resets it itself (except behind a transaction pooler, where the reset would run
+            # on whichever server connection the pooler picks).
+            reset=_keep_session,
         )
 
     async def close(self) -> None:
@@ -288,7 +339,8 @@ class PostgresBase(Storage):
 
     async def _acquire(self, pool: asyncpg.Pool, what: str) -> asyncpg.Connection:
         try:
-            return await pool.acquire(timeout=self.timeout)
+            async with asyncio.timeout(self.timeout):  # not acquire(timeout=): no task per call
+                return await pool.acquire()
         except asyncpg.InterfaceError:
             if self._closed or pool.is_closing():  # closed after this call took the pool
                 raise self._closed_error() from None
@@ -344,7 +396,13 @@ class PostgresBase(Storage):
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         """Run a read query of your own (SQL on the documented schema) with the storage's pool,
         lazy connect and retries of transient failures; for analysis code, not for writes."""
-        return await self._with_conn(lambda c: c.fetch(query, *args), "fetch")
+        async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            try:
+                return await conn.fetch(query, *args)
+            finally:
+                await self._reset_lent(conn)  # the query is the caller's: it may set session state
+
+        return await self._with_conn(work, "fetch")
 
     async def _fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         return await self._with_conn(lambda c: c.fetch(query, *args), self.sql.name_of(query))
