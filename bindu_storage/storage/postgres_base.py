@@ -14,15 +14,12 @@ The operations of the contract live in ``storage.postgres`` on top of it.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
-import orjson
 
 from bindu_storage.dsn import describe_target, mask_secrets, to_asyncpg_dsn
 from bindu_storage.errors import (
@@ -35,6 +32,7 @@ from bindu_storage.errors import (
 from bindu_storage.settings import StorageSettings, app_settings
 from bindu_storage.sqlnames import schema_for_did, validate_schema_name
 from bindu_storage.storage.base import Storage
+from bindu_storage.storage.codec import init_connection
 from bindu_storage.storage.read import PoolStats
 from bindu_storage.storage.retry import (
     CONFIGURATION_ERRORS,
@@ -59,51 +57,6 @@ a final error says the write may have been applied (``OutcomeUnknownError``)."""
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Pool release without the session reset query (see ``_create_pool``)."""
-
-
-_LONG_NUMBER = re.compile(rb"[0-9]{20}")
-"""A run of 20 digits: a number orjson might read as a float (it keeps integers to 64 bits)."""
-
-
-def _dumps(value: Any) -> bytes:
-    """Compact JSON text, non-ASCII kept; integers beyond 64 bits through the standard library."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # orjson.JSONEncodeError: "Integer exceeds 64-bit range"
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def _loads(text: bytes | memoryview) -> Any:
-    """Python values of JSON text; long numbers (rare) through the standard library, exactly."""
-    if _LONG_NUMBER.search(text) is None:
-        return orjson.loads(text)
-    return json.loads(bytes(text))
-
-
-def _encode_jsonb(value: Any) -> bytes:
-    return b"\x01" + _dumps(value)  # jsonb's binary format: version 1, then the text
-
-
-def _decode_jsonb(data: bytes) -> Any:
-    return _loads(memoryview(data)[1:])
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    """JSON and JSONB as Python values on every pooled connection, through orjson.
-
-    JSONB travels in PostgreSQL's binary format (a version byte, then the text), so the server
-    sends it as stored, without a text conversion. The values reaching the encoder are already
-    validated (``storage.validate``: finite floats, string keys), so orjson writes the same text
-    ``json.dumps`` would; integers beyond 64 bits fall back to ``json`` both ways (orjson would
-    refuse them, or read them as floats).
-    """
-    await conn.set_type_codec(
-        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
-    )
-    await conn.set_type_codec(
-        "json", encoder=lambda v: _dumps(v).decode(), decoder=json.loads, schema="pg_catalog",
-        format="text",
-    )
 
 
 class PostgresBase(Storage):
@@ -245,7 +198,7 @@ class PostgresBase(Storage):
             max_size=self.pool_max,
             timeout=self.timeout,
             command_timeout=self.command_timeout,
-            init=_init_connection,
+            init=init_connection,
             server_settings={"application_name": "bindu-storage"},
             # 0 (behind PgBouncer in transaction mode): asyncpg then sends every statement unnamed
             # and re-parses it with its Bind in one message sequence, so no statement outlives
