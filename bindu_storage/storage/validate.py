@@ -94,7 +94,7 @@ def _fast_copy(value: Any, depth: int) -> Any:
     caller runs ``_copy`` for the conversion or the error message naming the path."""
     kind = type(value)
     if kind is str:
-        if _fit_str(value):
+        if "\x00" not in value and (value.isascii() or _SURROGATE.search(value) is None):
             return value
     elif kind is dict:
         if depth <= MAX_DEPTH:
@@ -102,7 +102,11 @@ def _fast_copy(value: Any, depth: int) -> Any:
             for key, item in value.items():
                 if type(key) is not str or not _fit_str(key):
                     raise _Unfit
-                out[key] = _fast_copy(item, depth + 1)
+                inner = type(item)  # plain ASCII strings, the most common values, without a call
+                if inner is str and item.isascii() and "\x00" not in item:
+                    out[key] = item
+                else:
+                    out[key] = _fast_copy(item, depth + 1)
             return out
     elif kind is list:
         if depth <= MAX_DEPTH:
