@@ -14,6 +14,7 @@ The operations of the contract live in ``storage.postgres`` on top of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -293,7 +294,7 @@ class PostgresBase(Storage):
     async def _acquire(self, pool: asyncpg.Pool, what: str) -> asyncpg.Connection:
         try:
             async with asyncio.timeout(self.timeout):  # not acquire(timeout=): no task per call
-                return await pool.acquire()
+                conn = await pool.acquire()
         except asyncpg.InterfaceError:
             if self._closed or pool.is_closing():  # closed after this call took the pool
                 raise self._closed_error() from None
@@ -304,6 +305,13 @@ class PostgresBase(Storage):
                 f"{self.timeout}s (all {self.pool_max} busy); raise STORAGE__POSTGRES_POOL_MAX, or "
                 "STORAGE__POSTGRES_TIMEOUT to wait longer"
             ) from None
+        if pool.is_closing():
+            # handed over while close() runs: its close would cut this call's reply after the
+            # statement may have committed; say closed before sending anything instead
+            with contextlib.suppress(Exception):
+                await pool.release(conn)
+            raise self._closed_error()
+        return conn
 
     async def _with_conn(
         self,

@@ -244,9 +244,12 @@ class Statements:
                        THEN t.state_timestamp
                        ELSE now()
                    END,
-                   history = t.history || add_h.v,
-                   artifacts = coalesce(t.artifacts, '[]') || add_a.v,
-                   metadata = coalesce(t.metadata, '{}') || $5::jsonb,
+                   -- a document with nothing to add is kept as it is, not rebuilt (nor re-TOASTed)
+                   history = CASE WHEN add_h.v = '[]' THEN t.history ELSE t.history || add_h.v END,
+                   artifacts = CASE WHEN add_a.v = '[]' THEN coalesce(t.artifacts, '[]')
+                                    ELSE coalesce(t.artifacts, '[]') || add_a.v END,
+                   metadata = CASE WHEN $5::jsonb = '{}' THEN coalesce(t.metadata, '{}')
+                                   ELSE coalesce(t.metadata, '{}') || $5::jsonb END,
                    updated_at = now()
               FROM cur, add_h, add_a
              WHERE t.id = cur.id
