@@ -1,87 +1,118 @@
-"""Storage operation latency, memory vs PostgreSQL, as ratios against floors measured in this run.
+"""Storage operations against the hand-written asyncpg floor, in one run on one server.
 
-Floors: for PostgreSQL, one round trip of a trivial prepared statement (``SELECT $1::int``)
-through the same asyncpg pool; for memory, an ``await`` of a coroutine that returns a small dict.
-Run: ``python benchmarks/bench_storage.py [--ops 2000]`` (starts its own throwaway PostgreSQL).
+The workload and both implementations are the shared benchmark's (``storage_bench.py``, found
+through ``--bench`` or ``$STORAGE_BENCH``; this runner only orchestrates it): ``--impl raw`` is
+the floor (each operation one autocommit asyncpg statement, JSONB through orjson in asyncpg's
+binary format, no reset query on release), ``--impl bindu_storage`` is this package. Both run
+against one throwaway PostgreSQL (``TemporaryPostgres``, migrated once), as subprocesses that
+alternate which goes first, for ``--rounds`` rounds, sequentially and with 32 calls in flight.
+Per operation it prints the median ratio ours ÷ floor (ops/s over ops/s, so 1.0 is parity and
+higher is faster), then the in-memory backend's ops/s (median over the same rounds) and the
+cost of ``list_tasks(100)`` against 100 single ``load_task`` calls.
+
+Run: ``python benchmarks/bench_storage.py [--n 1200] [--rounds 5] [--memory-n 20000]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import os
 import statistics
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from typing import Any
+import subprocess
+import sys
+from pathlib import Path
 
-from bindu_storage import InMemoryStorage, PostgresStorage, Storage
 from bindu_storage.storage import migrate
 from bindu_storage.testing import TemporaryPostgres
 
-
-def message(task_id: uuid.UUID, context_id: uuid.UUID, text: str) -> dict[str, Any]:
-    return {
-        "message_id": str(uuid.uuid4()), "task_id": str(task_id), "context_id": str(context_id),
-        "kind": "message", "role": "user", "parts": [{"kind": "text", "text": text}],
-    }
-
-
-async def timed(n: int, op: Callable[[int], Awaitable[Any]]) -> list[float]:
-    samples = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        await op(i)
-        samples.append(time.perf_counter() - t0)
-    return samples
+DEFAULT_BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "storage_bench.py"
+OPS = [
+    "submit_task", "update_working", "update_completed", "load_task", "load_task_h1",
+    "list_tasks_100", "list_tasks_by_context", "store_task_feedback", "get_task_feedback",
+]
 
 
-def summary(samples: list[float]) -> tuple[float, float, float]:
-    qs = statistics.quantiles(samples, n=100)
-    return statistics.median(samples) * 1e6, qs[94] * 1e6, qs[98] * 1e6
+def run_bench(bench: Path, *args: str) -> dict[str, float]:
+    """ops/s per operation of one run of the shared benchmark (its JSON lines on stdout)."""
+    env = {**os.environ, "STORAGE__RUN_MIGRATIONS_ON_STARTUP": "false",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, str(bench), *args], env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{bench.name} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    rates: dict[str, float] = {}
+    for line in done.stdout.splitlines():
+        row = json.loads(line)
+        if row.get("op") in OPS:
+            if row["errors"]:
+                raise SystemExit(f"{row['op']}: {row['errors']} errors, first {row['first_error']}")
+            rates[row["op"]] = row["ops_per_s"]
+    return rates
 
 
-async def run_backend(storage: Storage, n: int, floor: Callable[[int], Awaitable[Any]]) -> None:
-    ids = [(uuid.uuid4(), uuid.uuid4()) for _ in range(n)]
-    floor_p50 = summary(await timed(n, floor))[0]
-    ops: dict[str, Callable[[int], Awaitable[Any]]] = {
-        "submit_task": lambda i: storage.submit_task(ids[i][1], message(ids[i][0], ids[i][1], "hi")),
-        "update_task (append)": lambda i: storage.update_task(
-            ids[i][0], "working", new_messages=[message(ids[i][0], ids[i][1], "working on it")],
-            metadata={"step": i},
-        ),
-        "load_task": lambda i: storage.load_task(ids[i][0]),
-        "list_tasks(length=20)": lambda i: storage.list_tasks(length=20),
-        "store_task_feedback": lambda i: storage.store_task_feedback(ids[i][0], {"rating": i % 5 + 1}),
-    }
-    print(f"  floor p50 {floor_p50:8.1f} µs")
-    print(f"  {'operation':24} {'p50 µs':>9} {'p95 µs':>9} {'p99 µs':>9} {'ops/s':>9} {'p50/floor':>10}")
-    for name, op in ops.items():
-        p50, p95, p99 = summary(await timed(n, op))
-        print(f"  {name:24} {p50:9.1f} {p95:9.1f} {p99:9.1f} {1e6 / p50:9.0f} {p50 / floor_p50:10.1f}")
+def postgres_table(bench: Path, url: str, n: int, rounds: int, concurrency: int) -> None:
+    """Print the median ratio ours ÷ floor per operation over interleaved rounds."""
+    ratios: dict[str, list[float]] = {op: [] for op in OPS}
+    ours_rates: dict[str, list[float]] = {op: [] for op in OPS}
+    floor_rates: dict[str, list[float]] = {op: [] for op in OPS}
+    common = ["--backend", "postgres", "--database-url", url, "--n", str(n),
+              "--concurrency", str(concurrency)]
+    for r in range(rounds):
+        order = ["raw", "bindu_storage"] if r % 2 == 0 else ["bindu_storage", "raw"]
+        got = {impl: run_bench(bench, "--impl", impl, *common) for impl in order}
+        for op in OPS:
+            ours_rates[op].append(got["bindu_storage"][op])
+            floor_rates[op].append(got["raw"][op])
+            ratios[op].append(got["bindu_storage"][op] / got["raw"][op])
+        print(f"  round {r + 1}/{rounds} done ({' then '.join(order)})", file=sys.stderr)
+    label = "sequential" if concurrency == 1 else f"{concurrency} in flight"
+    print(f"\nPostgreSQL, {label}: n={n}, {rounds} rounds, median of per-round ratios")
+    print(f"  {'operation':24} {'ours ops/s':>11} {'floor ops/s':>12} {'ours ÷ floor':>13} {'min-max':>12}")
+    for op in OPS:
+        rs = ratios[op]
+        print(f"  {op:24} {statistics.median(ours_rates[op]):11.0f} "
+              f"{statistics.median(floor_rates[op]):12.0f} {statistics.median(rs):13.2f} "
+              f"{min(rs):5.2f}-{max(rs):<5.2f}")
 
 
-async def main(n: int) -> None:
-    print(f"{n} operations each, sequential\n\nmemory")
+def memory_table(bench: Path, n: int, rounds: int) -> None:
+    """Print the in-memory backend's median ops/s per operation."""
+    runs = [run_bench(bench, "--impl", "bindu_storage", "--backend", "memory", "--n", str(n))
+            for _ in range(rounds)]
+    print(f"\nInMemoryStorage: n={n}, median ops/s of {rounds} runs")
+    for op in OPS:
+        print(f"  {op:24} {statistics.median(run[op] for run in runs):11.0f}")
+    per_round = [run["load_task"] / (100 * run["list_tasks_100"]) for run in runs]
+    print(f"  list_tasks(100) time over 100 loads: {statistics.median(per_round):.2f} (target ≤ 10)")
 
-    async def memory_floor(i: int) -> dict[str, int]:
-        return {"i": i}
 
-    await run_backend(InMemoryStorage(), n, memory_floor)
-    with TemporaryPostgres() as server:
-        await migrate.upgrade(server.url)
-        async with PostgresStorage(server.url, run_migrations=False, pool_min=2, pool_max=4) as pg:
-            assert pg.pool is not None
-            pool = pg.pool
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bench", type=Path, default=Path(os.environ.get("STORAGE_BENCH", DEFAULT_BENCH)))
+    parser.add_argument("--n", type=int, default=1200, help="task lifecycles per PostgreSQL run")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--concurrency", default="1,32", help="comma-separated; 1 = sequential")
+    parser.add_argument("--memory-n", type=int, default=20000, help="0 skips the memory table")
+    parser.add_argument("--database-url", help="a migrated database instead of a throwaway server")
+    args = parser.parse_args()
+    if not args.bench.is_file():
+        raise SystemExit(f"no shared benchmark at {args.bench} (give --bench or $STORAGE_BENCH)")
+    levels = [int(c) for c in args.concurrency.split(",") if c]
+    if args.database_url:
+        for c in levels:
+            postgres_table(args.bench, args.database_url, args.n, args.rounds, c)
+    elif levels:
+        import asyncio
 
-            async def pg_floor(i: int) -> Any:
-                return await pool.fetchval("SELECT $1::int", i)
-
-            print("\npostgres (loopback, fsync off)")
-            await run_backend(pg, n, pg_floor)
+        with TemporaryPostgres() as server:
+            asyncio.run(migrate.upgrade(server.url))
+            for c in levels:
+                postgres_table(args.bench, server.url, args.n, args.rounds, c)
+    if args.memory_n:
+        memory_table(args.bench, args.memory_n, args.rounds)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ops", type=int, default=2000)
-    asyncio.run(main(parser.parse_args().ops))
+    main()

@@ -5,7 +5,8 @@ It forwards bytes both ways and reads the server's replies as PostgreSQL protoco
 fail at exactly the worst moment:
 
 * ``drop_replies_after_commit(n)``: the next ``n`` statement completions are swallowed, from
-  ``CommandComplete`` up to the ``ReadyForQuery`` the server sends once the statement's
+  ``CommandComplete`` (or ``PortalSuspended``, which ends asyncpg's row-limited execute of
+  ``fetchrow``) up to the ``ReadyForQuery`` the server sends once the statement's
   transaction has ended (for a statement outside a transaction block: committed), and then
   the connection is cut: the client never learns that its write was applied.
 * ``refuse_new_connections``: connections are accepted and closed at once (a server gone).
@@ -112,7 +113,8 @@ class FaultProxy:
             header = await reader.readexactly(5)
             kind, length = header[:1], struct.unpack("!i", header[1:])[0]
             message = header + await reader.readexactly(length - 4)
-            if kind == b"C" and self._drops_left > 0 and not held:
+            # CommandComplete, or PortalSuspended (fetchrow/fetchval execute with a row limit of 1)
+            if kind in (b"C", b"s") and self._drops_left > 0 and not held:
                 self._drops_left -= 1
                 held.append(message)
                 continue

@@ -19,6 +19,7 @@ from conftest import postgres_storage, truncate
 from bindu_storage import (
     OwnershipError,
     PostgresStorage,
+    StorageClosedError,
     StorageConnectionError,
     StorageError,
 )
@@ -298,6 +299,55 @@ async def test_operations_are_one_statement_each(fresh_database: str) -> None:
             assert await statements_of(storage.list_contexts()) == 1
     finally:
         await conn.close()
+
+
+async def test_a_call_is_one_round_trip(fresh_database: str) -> None:
+    """No BEGIN/COMMIT around a single statement, no session reset query on release: a new
+    task's submit, a load and a feedback each reach the server as exactly one statement."""
+    storage = postgres_storage(fresh_database, schema="rt1", run_migrations=True, pool_max=1)
+    conn = await asyncpg.connect(fresh_database)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        async with storage:
+            tid, cid = await new_task(storage)
+
+            async def statements_of(call: Awaitable[Any]) -> int:
+                await conn.execute("SELECT pg_stat_statements_reset()")
+                await call
+                return await conn.fetchval(
+                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
+                    " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
+                    " AND s.toplevel AND s.query NOT ILIKE '%pg_stat_statements%'"
+                )
+
+            other = uuid.uuid4()
+            assert await statements_of(storage.submit_task(cid, message(other, cid))) == 1
+            assert await statements_of(storage.load_task(tid)) == 1
+            assert await statements_of(storage.store_task_feedback(tid, {"rating": 5})) == 1
+            async with storage.connection() as lent:  # a lent connection is reset on its return
+                await lent.execute("SET work_mem = '7MB'")
+            async with storage.connection() as lent:
+                assert await lent.fetchval("SHOW work_mem") != "7MB"
+    finally:
+        await conn.close()
+
+
+async def test_a_call_handed_a_connection_while_closing_says_closed_and_writes_nothing(
+    pg_url: str,
+) -> None:
+    """A call that gets its connection while close() runs must not send its statement: the
+    close would cut the reply of a write that committed (a success reported as closed)."""
+    for _ in range(5):
+        await truncate(pg_url)
+        storage = postgres_storage(pg_url, pool_min=4, pool_max=4)
+        await storage.connect()
+        results = await asyncio.gather(
+            *(new_task(storage) for _ in range(20)), storage.close(), return_exceptions=True
+        )
+        assert all(isinstance(r, tuple | StorageClosedError) for r in results[:-1]), results
+        created = [r for r in results[:-1] if isinstance(r, tuple)]
+        async with storage:
+            assert await storage.count_tasks() == len(created)
 
 
 # --- retries ---------------------------------------------------------------------------------

@@ -6,9 +6,17 @@ from typing import Any
 
 
 def clone(value: Any) -> Any:
-    """Deep-copy a JSON-native value (dicts, lists and immutable scalars) quickly."""
-    if type(value) is dict:
-        return {k: clone(v) for k, v in value.items()}
-    if type(value) is list:
-        return [clone(v) for v in value]
+    """Deep-copy a JSON-native value (dicts, lists and immutable scalars) quickly.
+
+    Scalars are taken as they are without a call per value: only containers recurse.
+    """
+    kind = type(value)
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            inner = type(item)
+            out[key] = clone(item) if inner is dict or inner is list else item
+        return out
+    if kind is list:
+        return [clone(item) if type(item) is dict or type(item) is list else item for item in value]
     return value

@@ -2,8 +2,10 @@
 
 Every method runs without awaiting in between its reads and writes, so each one is atomic with
 respect to other coroutines on the loop. Values are validated (and copied) on the way in by
-``validate`` and copied on the way out by ``isolation.clone``. The tables are the record types
-of ``memory_rows``.
+``validate`` and copied on the way out by ``isolation.clone``. A task's stored history,
+artifacts and metadata are never changed in place: a write replaces them (copy-on-write), so the
+read-only snapshots analysis reads (``task_snapshot``, ``feedback_snapshot``) share them without
+copies. The tables are the record types of ``memory_rows``.
 
 Over 400 lines on purpose: one class with one method per operation of the contract (push
 configs by id, deletion and retention included), each reading as the whole rule it implements;
@@ -177,7 +179,7 @@ class InMemoryStorage(Storage):
             return row.to_task()  # a replay of a message already there: nothing changes
         if row.state in TERMINAL_STATES:
             raise TerminalTaskError(tid, row.state, "cannot continue it with a new message")
-        row.history.append(msg)
+        row.history = [*row.history, msg]  # stored values are replaced, never changed in place
         self._set_state(row, "submitted", now)
         row.updated_at = now
         return row.to_task()
@@ -209,9 +211,12 @@ class InMemoryStorage(Storage):
                 raise TerminalTaskError(tid, row.state, "cannot append messages or artifacts")
         else:
             self._set_state(row, state, now)
-        row.artifacts.extend(arts)
-        row.history.extend(msgs)
-        row.metadata.update(meta)
+        if arts:  # replaced, never changed in place: a snapshot lent earlier stays as it was
+            row.artifacts = [*row.artifacts, *arts]
+        if msgs:
+            row.history = [*row.history, *msgs]
+        if meta:
+            row.metadata = {**row.metadata, **meta}
         row.updated_at = now
         return row.to_task()
 
@@ -224,11 +229,13 @@ class InMemoryStorage(Storage):
             raise TaskNotFoundError(tid)
         if row.state in TERMINAL_STATES:
             raise TerminalTaskError(tid, row.state, "cannot append artifact chunks")
-        existing = next((a for a in row.artifacts if a["artifact_id"] == chunk["artifact_id"]), None)
-        if existing is None:
-            row.artifacts.append(chunk)
-        else:
-            existing["parts"] = [*existing.get("parts", []), *chunk.get("parts", [])]
+        at = next((i for i, a in enumerate(row.artifacts) if a["artifact_id"] == chunk["artifact_id"]), None)
+        if at is None:
+            row.artifacts = [*row.artifacts, chunk]
+        else:  # a new artifact and a new list: the stored ones are never changed in place
+            existing = row.artifacts[at]
+            grown = {**existing, "parts": [*existing.get("parts", []), *chunk.get("parts", [])]}
+            row.artifacts = [*row.artifacts[:at], grown, *row.artifacts[at + 1:]]
         row.updated_at = self.clock()
 
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
@@ -510,6 +517,28 @@ class InMemoryStorage(Storage):
             attached = self._attached.get(v.as_uuid(task_id, "task_id"))
             events = (self._events[i] for i in attached.event_ids) if attached else ()
         return [dict(e) for e in window(events, limit, offset)]  # type: ignore[misc]
+
+    # --- read-only snapshots (storage.read.RecordSnapshots) -----------------------------------
+
+    def task_snapshot(self, since: datetime | None = None) -> list[TaskRecord]:
+        """Every task record (updated at or after ``since``), oldest first, without copies.
+
+        The records share the stored values: read them, never change them. A write replaces a
+        task's history, artifacts or metadata instead of changing it in place, so the records
+        keep showing the moment of the call while the storage moves on.
+        """
+        self._ensure_open()
+        return [
+            {"task": r.shared_task(), "owner_did": r.owner_did,
+             "created_at": r.created_at, "updated_at": r.updated_at}
+            for r in self._tasks.values()
+            if since is None or r.updated_at >= since
+        ]
+
+    def feedback_snapshot(self) -> list[FeedbackRecord]:
+        """Every feedback record, oldest first, sharing the stored values: never change them."""
+        self._ensure_open()
+        return list(self._feedback.values())
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 ``InMemoryStorage`` keeps a dict of ``TaskRow`` and one of ``ContextRow`` (insertion order is
 creation order), with each task's feedback and event ids in a ``TaskAttachments``; the rows are
-its private state, never handed out (``TaskRow.to_task`` copies).
+its private state: ``TaskRow.to_task`` copies; ``TaskRow.shared_task`` shares the stored values
+for the read-only snapshots, which a write replaces rather than changes in place.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class TaskRow:
     owner_did: str | None = None
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
+    _timestamp_of: datetime | None = field(default=None, repr=False, compare=False)
+    _timestamp_text: str = field(default="", repr=False, compare=False)
 
     def to_task(self, history_length: int | None = None) -> Task:
         """A copy in the A2A task shape, with only the last ``history_length`` messages if given."""
@@ -48,11 +51,30 @@ class TaskRow:
             "id": self.id,
             "context_id": self.context_id,
             "kind": "task",
-            "status": {"state": self.state, "timestamp": iso(self.state_timestamp)},  # type: ignore[typeddict-item]
+            "status": {"state": self.state, "timestamp": self.timestamp_text()},  # type: ignore[typeddict-item]
             "history": clone(history),
             "artifacts": clone(self.artifacts),
             "metadata": clone(self.metadata),
         }
+
+    def shared_task(self) -> Task:
+        """The A2A task shape sharing the stored values (for read-only snapshots: no copies)."""
+        return {
+            "id": self.id,
+            "context_id": self.context_id,
+            "kind": "task",
+            "status": {"state": self.state, "timestamp": self.timestamp_text()},  # type: ignore[typeddict-item]
+            "history": self.history,
+            "artifacts": self.artifacts,
+            "metadata": self.metadata,
+        }
+
+    def timestamp_text(self) -> str:
+        """``status.timestamp``: ``state_timestamp`` in ISO form, formatted once per change."""
+        if self._timestamp_of is not self.state_timestamp:
+            self._timestamp_text = iso(self.state_timestamp)
+            self._timestamp_of = self.state_timestamp
+        return self._timestamp_text
 
 
 @dataclass

@@ -105,7 +105,16 @@ class PostgresStorage(PostgresBase):
         caller = v.check_optional_str(caller_did, "caller_did")
         msg = v.messages([message], "message")[0]
         tid = v.as_uuid(msg.get("task_id"), "message['task_id']")
+        # a new task: one statement (the common case)
+        first = await self._fetchrow(self.sql.submit_task, tid, cid, msg, caller)
+        assert first is not None
+        if first["id"] is not None:
+            return task_from_row(first)
+        if first["context_seen"] and not first["allowed"]:
+            raise OwnershipError(cid, caller)
 
+        # an existing task (a continuation, or the retry of a submit whose reply was lost), or
+        # a context or task created concurrently: the transaction that reads each step
         async def work(conn: asyncpg.Connection) -> Task:
             async with conn.transaction():
                 owners = await conn.fetch(self.sql.ensure_context, cid, caller)

@@ -14,7 +14,7 @@ The operations of the contract live in ``storage.postgres`` on top of it.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -33,6 +33,7 @@ from bindu_storage.errors import (
 from bindu_storage.settings import StorageSettings, app_settings
 from bindu_storage.sqlnames import schema_for_did, validate_schema_name
 from bindu_storage.storage.base import Storage
+from bindu_storage.storage.codec import init_connection
 from bindu_storage.storage.push_configs import make_cipher
 from bindu_storage.storage.read import PoolStats
 from bindu_storage.storage.retry import (
@@ -58,19 +59,7 @@ a final error says the write may have been applied (``OutcomeUnknownError``)."""
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
-    """Pool reset without the session reset query, for a transaction pooler (see ``_create_pool``)."""
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-async def _init_connection(conn: asyncpg.Connection) -> None:
-    """JSON and JSONB as Python values on every pooled connection (compact, non-ASCII kept)."""
-    for type_name in ("jsonb", "json"):
-        await conn.set_type_codec(
-            type_name, encoder=_dumps, decoder=json.loads, schema="pg_catalog", format="text"
-        )
+    """Pool release without the session reset query (see ``_create_pool``)."""
 
 
 class PostgresBase(Storage):
@@ -162,7 +151,19 @@ class PostgresBase(Storage):
         try:
             yield conn
         finally:
+            await self._reset_lent(conn)
             await pool.release(conn)
+
+    async def _reset_lent(self, conn: asyncpg.Connection) -> None:
+        """Undo the session state code of its own may have left on a lent connection (settings,
+        locks, LISTEN, cursors), as the pool's release no longer does (``_create_pool``); a
+        connection that cannot be reset is closed instead of going back to the pool."""
+        if self.statement_cache_size == 0 or conn.is_closed():
+            return
+        try:
+            await conn.reset(timeout=self.timeout)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+            conn.terminate()
 
     def pool_stats(self) -> PoolStats | None:
         """The pool's counters, or ``None`` while no pool is open."""
@@ -203,14 +204,18 @@ class PostgresBase(Storage):
             max_size=self.pool_max,
             timeout=self.timeout,
             command_timeout=self.command_timeout,
-            init=_init_connection,
+            init=init_connection,
             server_settings={"application_name": "bindu-storage"},
             # 0 (behind PgBouncer in transaction mode): asyncpg then sends every statement unnamed
             # and re-parses it with its Bind in one message sequence, so no statement outlives
-            # its transaction; and the release skips the session reset query (RESET ALL, UNLISTEN,
-            # advisory unlock), which would run on whichever server connection the pooler picks.
+            # its transaction.
             statement_cache_size=self.statement_cache_size,
-            reset=_keep_session if self.statement_cache_size == 0 else None,
+            # No session reset query (RESET ALL, UNLISTEN, advisory unlock: one more round trip)
+            # on release: the operations set no session state, and asyncpg still rolls back a
+            # transaction left open. ``connection()``, which lends a connection to other code,
+            # resets it itself (except behind a transaction pooler, where the reset would run
+            # on whichever server connection the pooler picks).
+            reset=_keep_session,
         )
 
     async def close(self) -> None:
@@ -293,7 +298,8 @@ class PostgresBase(Storage):
 
     async def _acquire(self, pool: asyncpg.Pool, what: str) -> asyncpg.Connection:
         try:
-            return await pool.acquire(timeout=self.timeout)
+            async with asyncio.timeout(self.timeout):  # not acquire(timeout=): no task per call
+                conn = await pool.acquire()
         except asyncpg.InterfaceError:
             if self._closed or pool.is_closing():  # closed after this call took the pool
                 raise self._closed_error() from None
@@ -304,6 +310,13 @@ class PostgresBase(Storage):
                 f"{self.timeout}s (all {self.pool_max} busy); raise STORAGE__POSTGRES_POOL_MAX, or "
                 "STORAGE__POSTGRES_TIMEOUT to wait longer"
             ) from None
+        if pool.is_closing():
+            # handed over while close() runs: its close would cut this call's reply after the
+            # statement may have committed; say closed before sending anything instead
+            with contextlib.suppress(Exception):
+                await pool.release(conn)
+            raise self._closed_error()
+        return conn
 
     async def _with_conn(
         self,
@@ -356,10 +369,13 @@ class PostgresBase(Storage):
         index for a filter matching most of the table too."""
 
         async def read(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-            async with conn.transaction(readonly=True):
-                await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-                rows: list[asyncpg.Record] = await conn.fetch(query, *args)
-                return rows
+            try:
+                async with conn.transaction(readonly=True):
+                    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+                    rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+                    return rows
+            finally:
+                await self._reset_lent(conn)  # the query is the caller's: it may set session state
 
         return await self._with_conn(read, "fetch")
 

@@ -4,22 +4,29 @@ Analysis never looks at a backend's class or private state. It reads a storage o
 
 * **As records**, through the ``Storage`` contract itself (``task_records``, ``context_records``,
   ``feedback_records``, ``task_events``): every backend has them, so every frame and filter works
-  on any storage. This is how the in-memory backend is read (a copy-on-read snapshot).
+  on any storage (each record a copy).
+* **As shared snapshots**, when the storage keeps its records in process memory and lends them
+  without copies by implementing ``RecordSnapshots`` (the in-memory backend): the frames are then
+  the only copy of the data they show.
 * **With SQL**, when the storage keeps its rows in PostgreSQL tables of the documented schema and
   says so by implementing ``SqlReadable``. Frames then run one ``COPY (SELECT …)`` per chunk,
   filters run ``@>`` on the GIN-indexed columns, and diagnostics read the pool's counters.
 
 A third backend gets every frame by implementing the ``Storage`` contract; it gets the fast path
-too by implementing the five members of ``SqlReadable``. ``sql_readable`` tells which applies.
+too by implementing the five members of ``SqlReadable``. ``sql_readable`` and
+``record_snapshots`` tell which applies.
 """
 
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
+
+from bindu_storage.types import FeedbackRecord, TaskRecord
 
 
 @dataclass(frozen=True)
@@ -71,3 +78,26 @@ class SqlReadable(Protocol):
 def sql_readable(source: object) -> SqlReadable | None:
     """``source`` when analysis may read it with SQL, else ``None`` (read it as records)."""
     return source if isinstance(source, SqlReadable) else None
+
+
+@runtime_checkable
+class RecordSnapshots(Protocol):
+    """A storage in process memory that lends analysis its stored records without copying them.
+
+    The records share the storage's values: read them, never change them. The storage never
+    changes a lent value in place (a write replaces it), so a snapshot keeps showing the moment
+    it was taken. Both are taken without awaiting, each consistent with itself.
+    """
+
+    def task_snapshot(self, since: datetime | None = None) -> list[TaskRecord]:
+        """``task_records(since=since)`` without the copies, oldest first."""
+        ...
+
+    def feedback_snapshot(self) -> list[FeedbackRecord]:
+        """``feedback_records()`` without the copies, oldest first."""
+        ...
+
+
+def record_snapshots(source: object) -> RecordSnapshots | None:
+    """``source`` when it lends its records as shared snapshots, else ``None``."""
+    return source if isinstance(source, RecordSnapshots) else None

@@ -66,6 +66,57 @@ class Statements:
          WHERE t.id = $1
     """
 
+    submit_task: str = """
+        -- $1 task id, $2 context id, $3 the first message, $4 the caller's DID (the owner)
+        -- submit_task of a new task id, in one statement: create the context if it is new (owned
+        -- by the caller), then, if the caller may use it, create the task, log its creation and
+        -- touch the context. Writes nothing when the task id exists already or the context is
+        -- someone else's; the caller then reads why from task_seen, context_seen and allowed
+        -- (a context or task another transaction created after this statement's snapshot is
+        -- not seen: the caller then takes the transaction of ensure_context … continue_task).
+        WITH seen AS (
+            SELECT EXISTS (SELECT 1 FROM {schema}.tasks WHERE id = $1) AS task
+        ),
+        new_ctx AS (
+            INSERT INTO {schema}.contexts (id, owner_did)
+            SELECT $2, $4 FROM seen WHERE NOT seen.task
+            ON CONFLICT (id) DO NOTHING
+            RETURNING owner_did
+        ),
+        ctx AS (
+            SELECT owner_did FROM new_ctx
+            UNION ALL
+            SELECT owner_did FROM {schema}.contexts WHERE id = $2
+            LIMIT 1
+        ),
+        allowed AS (
+            SELECT true AS ok FROM ctx WHERE ctx.owner_did IS NULL OR ctx.owner_did = $4
+        ),
+        ins AS (
+            INSERT INTO {schema}.tasks (id, context_id, state, state_timestamp, history, owner_did)
+            SELECT $1, $2, 'submitted', now(), jsonb_build_array($3::jsonb), $4
+              FROM allowed, seen
+             WHERE NOT seen.task
+            ON CONFLICT (id) DO NOTHING
+            RETURNING id, context_id, state, state_timestamp, history, artifacts, metadata
+        ),
+        ev AS (
+            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at)
+            SELECT id, NULL, state, state_timestamp FROM ins
+        ),
+        touch AS (  -- a context this statement created already has updated_at = now()
+            UPDATE {schema}.contexts
+               SET updated_at = now()
+             WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)
+        )
+        SELECT seen.task AS task_seen,
+               EXISTS (SELECT 1 FROM ctx) AS context_seen,
+               EXISTS (SELECT 1 FROM allowed) AS allowed,
+               ins.id, ins.context_id, ins.state, ins.state_timestamp,
+               ins.history, ins.artifacts, ins.metadata
+          FROM seen LEFT JOIN ins ON true
+    """
+
     ensure_context: str = """
         -- $1 context id, $2 the caller's DID
         -- submit_task, first step: create the context if it is new, then report its owner.
@@ -193,9 +244,12 @@ class Statements:
                        THEN t.state_timestamp
                        ELSE now()
                    END,
-                   history = t.history || add_h.v,
-                   artifacts = coalesce(t.artifacts, '[]') || add_a.v,
-                   metadata = coalesce(t.metadata, '{}') || $5::jsonb,
+                   -- a document with nothing to add is kept as it is, not rebuilt (nor re-TOASTed)
+                   history = CASE WHEN add_h.v = '[]' THEN t.history ELSE t.history || add_h.v END,
+                   artifacts = CASE WHEN add_a.v = '[]' THEN coalesce(t.artifacts, '[]')
+                                    ELSE coalesce(t.artifacts, '[]') || add_a.v END,
+                   metadata = CASE WHEN $5::jsonb = '{}' THEN coalesce(t.metadata, '{}')
+                                   ELSE coalesce(t.metadata, '{}') || $5::jsonb END,
                    updated_at = now()
               FROM cur, add_h, add_a
              WHERE t.id = cur.id

@@ -74,7 +74,51 @@ def check_optional_str(value: object, name: str) -> str | None:
 
 def json_value(value: Any, name: str) -> Any:
     """Return a JSON-native deep copy of ``value``, or raise naming the offending path."""
-    return _copy(value, name)
+    try:
+        return _fast_copy(value, 1)
+    except _Unfit:
+        return _copy(value, name)
+
+
+class _Unfit(Exception):
+    """A value the fast copy leaves to ``_copy`` (which converts it or says what is wrong)."""
+
+
+def _fit_str(text: str) -> bool:
+    return "\x00" not in text and (text.isascii() or _SURROGATE.search(text) is None)
+
+
+def _fast_copy(value: Any, depth: int) -> Any:
+    """``_copy`` for values already JSON-native (exact dicts, lists, str, int, float, bool,
+    None), without building the path of every node; anything else raises ``_Unfit``, and the
+    caller runs ``_copy`` for the conversion or the error message naming the path."""
+    kind = type(value)
+    if kind is str:
+        if "\x00" not in value and (value.isascii() or _SURROGATE.search(value) is None):
+            return value
+    elif kind is dict:
+        if depth <= MAX_DEPTH:
+            out: dict[str, Any] = {}
+            for key, item in value.items():
+                if type(key) is not str or not _fit_str(key):
+                    raise _Unfit
+                inner = type(item)  # plain ASCII strings, the most common values, without a call
+                if inner is str and item.isascii() and "\x00" not in item:
+                    out[key] = item
+                else:
+                    out[key] = _fast_copy(item, depth + 1)
+            return out
+    elif kind is list:
+        if depth <= MAX_DEPTH:
+            return [_fast_copy(item, depth + 1) for item in value]
+    elif value is None or kind is bool:
+        return value
+    elif kind is int:
+        if -_INT_LIMIT < value < _INT_LIMIT:
+            return value
+    elif kind is float and math.isfinite(value) and abs(value) < 1e16:
+        return value + 0.0  # -0.0 becomes 0.0, as in _copy
+    raise _Unfit
 
 
 def _copy(value: Any, path: str, depth: int = 1) -> Any:
@@ -124,7 +168,7 @@ def json_object(value: Any, name: str) -> dict[str, Any]:
     """Like ``json_value`` but the value must be a dict."""
     if not isinstance(value, dict):
         raise InvalidTypeError(f"{name} must be a dict, got {type(value).__name__}")
-    return _copy(value, name)
+    return json_value(value, name)
 
 
 def _items(values: Sequence[Any] | None, name: str, id_key: str) -> list[dict[str, Any]]:

@@ -1,5 +1,9 @@
 """The frames read as records, through the Storage contract (the in-memory backend, or any Storage).
 
+A storage that lends shared snapshots (``storage.read.RecordSnapshots``: the in-memory backend)
+is read through them, without a copy per record; the loaders only read the records, and the
+frame they build is the copy.
+
 Each loader reproduces, value by value, what ``_pg.statements`` makes PostgreSQL compute: the same
 filters (``TaskFilters.matches`` with ``jsonb_contains`` for ``@>``), the same JSON rules (only
 JSON strings read as text, ``pg_number_text`` for numbers), the same flattening plan
@@ -18,6 +22,8 @@ from uuid import UUID
 
 from bindu_storage.analysis.frames._columns import (
     FEEDBACK_OWN_KEYS,
+    INT64_MAX,
+    INT64_MIN,
     FlatColumn,
     PathInfo,
     as_int64,
@@ -29,7 +35,8 @@ from bindu_storage.analysis.frames._options import TaskFilters, within
 from bindu_storage.analysis.jsonb import jsonb_contains
 from bindu_storage.analysis.redact import REDACTED, is_secret_key, redact, redact_text
 from bindu_storage.storage.base import Storage
-from bindu_storage.types import TaskRecord
+from bindu_storage.storage.read import record_snapshots
+from bindu_storage.types import FeedbackRecord, TaskRecord
 
 Columns = dict[str, list[Any]]
 """Column name → values, the input of ``build_frame``."""
@@ -38,6 +45,24 @@ _MISSING = object()
 
 
 # --- JSON helpers ---------------------------------------------------------------------------------
+
+
+_TYPE_NAMES: dict[type, str] = {
+    type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+    list: "array", dict: "object",
+}
+"""``json_type`` of the exact JSON-native types, by a dict look-up (the hot path of a frame)."""
+
+
+def _type_name(value: Any) -> str:
+    return _TYPE_NAMES.get(type(value)) or json_type(value)
+
+
+def _int64(value: Any) -> int | None:
+    """``as_int64``, with the common case (a Python int in range) first."""
+    if type(value) is int and INT64_MIN <= value <= INT64_MAX:
+        return value
+    return as_int64(value)
 
 
 def discover(docs: Iterable[Any]) -> list[PathInfo]:
@@ -50,11 +75,13 @@ def discover(docs: Iterable[Any]) -> list[PathInfo]:
             if isinstance(value, dict):
                 walk(value, path)
                 continue
-            types, all_int = found.setdefault(path, (set(), [True]))
-            kind = json_type(value)
-            types.add(kind)
-            if kind == "number" and as_int64(value) is None:
-                all_int[0] = False
+            entry = found.get(path)
+            if entry is None:
+                entry = found[path] = (set(), [True])
+            kind = _type_name(value)
+            entry[0].add(kind)
+            if kind == "number" and entry[1][0] and _int64(value) is None:
+                entry[1][0] = False
 
     for doc in docs:
         if isinstance(doc, dict):
@@ -72,28 +99,36 @@ def get_path(doc: Any, path: tuple[str, ...]) -> Any:
     return node
 
 
-def _read(value: Any, kind: str) -> Any:
-    """The column value for one JSON value, or _MISSING when it does not fit the kind."""
+def _read(value: Any, kind: str, texts: dict[str, str] | None = None) -> Any:
+    """The column value for one JSON value, or _MISSING when it does not fit the kind
+    (``texts`` remembers ``redact_text`` of the strings seen, within one frame)."""
     if value is _MISSING or value is None:
         return _MISSING
     if kind == "secret":
         return REDACTED
     if kind == "str":
-        return redact_text(value) if isinstance(value, str) else _MISSING
+        if not isinstance(value, str):
+            return _MISSING
+        if texts is None:
+            return redact_text(value)
+        text = texts.get(value)
+        if text is None:
+            text = texts[value] = redact_text(value)
+        return text
     if kind == "bool":
         return value if isinstance(value, bool) else _MISSING
     if kind == "Int64":
-        number = as_int64(value)
+        number = _int64(value)
         return _MISSING if number is None else number
     if kind == "float":
-        return float(value) if json_type(value) == "number" else _MISSING
+        return float(value) if _type_name(value) == "number" else _MISSING
     return _MISSING if isinstance(value, dict) else redact(value)
 
 
-def flat_value(doc: Any, col: FlatColumn) -> Any:
+def flat_value(doc: Any, col: FlatColumn, texts: dict[str, str] | None = None) -> Any:
     """One row's value of a flattened column (the first path that fits wins), or None."""
     for path in col.paths:
-        value = _read(get_path(doc, path), col.kind)
+        value = _read(get_path(doc, path), col.kind, texts)
         if value is not _MISSING:
             return value
     return None
@@ -105,8 +140,21 @@ def plan(prefix: str, docs: Sequence[Any], wanted: list[str] | None, exclude: An
 
 
 def _add_flat(out: Columns, cols: list[FlatColumn], docs: Sequence[Any]) -> None:
+    texts: dict[str, str] = {}  # each distinct string redacted once per frame
     for col in cols:
-        out[col.name] = [flat_value(doc, col) for doc in docs]
+        out[col.name] = _flat_column(docs, col, texts)
+
+
+def _flat_column(docs: Sequence[Any], col: FlatColumn, texts: dict[str, str]) -> list[Any]:
+    """``flat_value`` of every doc; a column of one top-level key (most of them) by ``dict.get``."""
+    if len(col.paths) != 1 or len(col.paths[0]) != 1:
+        return [flat_value(doc, col, texts) for doc in docs]
+    key, kind = col.paths[0][0], col.kind
+    values = []
+    for doc in docs:
+        value = _read(doc.get(key, _MISSING), kind, texts) if isinstance(doc, dict) else _MISSING
+        values.append(None if value is _MISSING else value)
+    return values
 
 
 def _str(value: Any) -> str | None:
@@ -144,9 +192,24 @@ def _array(value: Any) -> list[Any]:
 # --- loaders --------------------------------------------------------------------------------------
 
 
+async def task_records(storage: Storage, since: datetime | None = None) -> list[TaskRecord]:
+    """The task records, oldest first: the storage's shared snapshot when it lends one (read
+    only: the frame built from it is the copy), else its copied records."""
+    snapshots = record_snapshots(storage)
+    if snapshots is not None:
+        return snapshots.task_snapshot(since=since)
+    return await storage.task_records(since=since)
+
+
+async def feedback_records(storage: Storage) -> list[FeedbackRecord]:
+    """The feedback records, oldest first (a shared, read-only snapshot when lent)."""
+    snapshots = record_snapshots(storage)
+    return snapshots.feedback_snapshot() if snapshots is not None else await storage.feedback_records()
+
+
 async def select_tasks(storage: Storage, f: TaskFilters) -> list[TaskRecord]:
     """The task records passing the filters, oldest first."""
-    records = await storage.task_records(since=f.updated_after)
+    records = await task_records(storage, since=f.updated_after)
     return [r for r in records if f.matches(r, jsonb_contains)]
 
 
@@ -160,7 +223,7 @@ async def tasks_columns(
     """The columns of ``tasks_frame``."""
     records = _limit(await select_tasks(storage, f), limit)
     ratings: dict[UUID, list[int | None]] = defaultdict(list)
-    for entry in await storage.feedback_records():
+    for entry in await feedback_records(storage):
         ratings[entry["task_id"]].append(as_rating(entry["feedback_data"].get("rating")))
     out: Columns = defaultdict(list)
     for r in records:
@@ -215,7 +278,7 @@ async def contexts_columns(
 ) -> tuple[Columns, list[FlatColumn]]:
     """The columns of ``contexts_frame``."""
     task_counts: dict[UUID, int] = defaultdict(int)
-    for r in await storage.task_records():
+    for r in await task_records(storage):
         task_counts[r["task"]["context_id"]] += 1
     chosen = []
     for c in await storage.context_records():
@@ -256,7 +319,7 @@ async def feedback_columns(
     """The columns of ``feedback_frame``."""
     tasks = {r["task"]["id"]: r for r in await select_tasks(storage, f)}
     entries = [
-        e for e in await storage.feedback_records()
+        e for e in await feedback_records(storage)
         if e["task_id"] in tasks and within(e["created_at"], since, until)
     ]
     entries = _limit(entries, limit)
