@@ -1091,6 +1091,7 @@ def every_operation(task_id: UUID, context_id: UUID) -> dict[str, Any]:
         "context_records": lambda s: s.context_records(),
         "feedback_records": lambda s: s.feedback_records(),
         "task_events": lambda s: s.task_events(),
+        "changes": lambda s: s.changes(),
         "set_push_config": lambda s: s.set_push_config(tid, {"id": "p", "url": "https://x"}),
         "get_push_config": lambda s: s.get_push_config(tid, "p"),
         "list_push_configs": lambda s: s.list_push_configs(tid),

@@ -19,7 +19,17 @@ Rules that hold for every operation
 * **Timestamps.** ``status.timestamp`` is ISO-8601 UTC; it changes when ``update_task`` or
   ``submit_task`` sets a state. Every task and context records ``created_at`` and ``updated_at``.
 * **Events.** Every state change (creation included, with ``from_state=None``) is recorded as a
-  ``TaskEvent`` in the same atomic step as the change.
+  ``TaskEvent`` in the same atomic step as the change. Every write that changes a task (its
+  state, its status message, its messages or artifacts) is recorded as a ``Change`` of the
+  change feed in that same step (``changes``; see "The change feed" below).
+* **Status message.** A2A's ``TaskStatus`` carries an optional ``message`` (the agent's question
+  in input-required, say). ``update_task(..., status_message=m)`` sets ``status.message`` with
+  the state; every write that sets the status (``update_task``, ``update_task_state_if``,
+  ``submit_task``) sets a whole new status, as the protocol's status update event does, so one
+  given no status message clears it (``status`` then has no ``message`` key). A terminal task
+  keeps its status: the same status message again is a no-op (a retry), another one raises
+  ``TerminalTaskError``. The status message is not added to the history (pass it in
+  ``new_messages`` too to keep it there).
 * **Idempotent appends.** Messages and artifacts are de-duplicated by ``message_id`` /
   ``artifact_id``: appending one already present is a no-op, so a retried write applies once.
 * **States** are A2A's plus upstream Bindu's own (``TASK_STATES``: payment-required,
@@ -55,6 +65,20 @@ Push-notification configs (A2A ``tasks/pushNotificationConfig/set|get|list|delet
   read; a config stored encrypted and read without its key raises ``EncryptionKeyError`` naming
   the config, never a key. ``push_config_records`` (analysis) gives the stored form, never
   decrypted. ``reencrypt_push_configs`` re-encrypts every config with the newest key.
+
+Artifact updates (A2A's artifact update event)
+----------------------------------------------
+``append_artifact_chunk(task_id, artifact, append=True)`` extends the parts of the artifact with
+that ``artifact_id`` (the event's ``append: true``); ``append=False`` replaces that artifact
+whole, keeping its place (``append`` false or absent). Either adds the artifact last when no
+artifact has its id. ``update_task``'s ``new_artifacts`` only add artifacts whose id is new.
+
+The change feed
+---------------
+``changes(since)`` answers what changed since a cursor (``storage.feed``): one ``Change`` per
+write, oldest first, with monotonic cursors; resuming from the last cursor read returns exactly
+the changes after it, none skipped or repeated, also under concurrent writers. It serves streams
+that resume elsewhere (A2A ``tasks/resubscribe``) instead of polling ``load_task``.
 
 Deletion and retention
 ----------------------
@@ -94,6 +118,7 @@ from typing import Any, Generic, Self, TypeVar
 from uuid import UUID
 
 from bindu_storage.errors import StorageClosedError
+from bindu_storage.storage.feed import DEFAULT_FEED_LIMIT, Change
 from bindu_storage.storage.pages import DEFAULT_PAGE_SIZE, TaskPage
 from bindu_storage.storage.push_configs import PushConfigRecord
 from bindu_storage.storage.retention import PurgeCounts
@@ -152,19 +177,26 @@ class Storage(ABC, Generic[ContextT]):
         new_artifacts: Sequence[Artifact] | None = None,
         new_messages: Sequence[Message] | None = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        status_message: Message | None = None,
     ) -> Task:
-        """Set the state, append artifacts and messages, shallow-merge metadata; return the task.
+        """Set the status, append artifacts and messages, shallow-merge metadata; return the task.
 
-        Raises ``TaskNotFoundError`` for an unknown task and ``TerminalTaskError`` when a
-        terminal task would change state or grow. Concurrent updates never lose an append.
+        The status is ``state`` with ``status_message`` (None: no message; a message needs a
+        ``message_id``): see "Status message" above. Raises ``TaskNotFoundError`` for an unknown
+        task and ``TerminalTaskError`` when a terminal task would change state, status message
+        or grow. Concurrent updates never lose an append.
         """
 
     @abstractmethod
-    async def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
-        """Streaming: extend the parts of the artifact with this ``artifact_id``, or append it.
+    async def append_artifact_chunk(
+        self, task_id: IdLike, artifact: Artifact, *, append: bool = True
+    ) -> None:
+        """Streaming: extend (``append=True``) or replace the artifact with this ``artifact_id``.
 
-        Refused on a terminal task. A chunk carries no id of its own, so unlike other writes it
-        is not retried once it may have reached the server (``StorageConnectionError`` instead).
+        An artifact with a new id is added last either way. Refused on a terminal task. An
+        appended chunk carries no id of its own, so unlike other writes it is not retried once
+        it may have reached the server (``StorageConnectionError`` instead); a replacement is.
         """
 
     @abstractmethod
@@ -350,6 +382,26 @@ class Storage(ABC, Generic[ContextT]):
         self, task_id: IdLike | None = None, limit: int | None = None, offset: int = 0
     ) -> list[TaskEvent]:
         """Recorded state changes oldest first, of one task or of all."""
+
+    # --- the change feed (see "The change feed" above and storage.feed) ----------------------
+
+    @abstractmethod
+    async def changes(
+        self,
+        since: int | None = None,
+        *,
+        task_id: IdLike | None = None,
+        owner_did: str | None = None,
+        limit: int = DEFAULT_FEED_LIMIT,
+    ) -> list[Change]:
+        """The changes after cursor ``since`` (None: from the start), oldest first.
+
+        ``task_id`` keeps one task's changes, ``owner_did`` those of the tasks that caller
+        created; at most ``limit`` (1 to 10,000) come back. Pass the ``cursor`` of the last one
+        as ``since`` to read on: the changes come exactly once, in order, while writers commit
+        concurrently. On PostgreSQL a change shows once every transaction that was running
+        when it was written has ended (a long transaction delays the feed, never reorders it).
+        """
 
     # --- lifecycle (see "Lifecycle" in the module docstring) ---------------------------------
 

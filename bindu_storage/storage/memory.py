@@ -23,6 +23,7 @@ from uuid import UUID
 
 from bindu_storage.errors import (
     EncryptionKeyError,
+    InvalidTypeError,
     InvalidValueError,
     OwnershipError,
     TaskNotFoundError,
@@ -31,6 +32,7 @@ from bindu_storage.errors import (
 )
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike, Storage
+from bindu_storage.storage.feed import DEFAULT_FEED_LIMIT, Change, change_from_row, check_feed_request
 from bindu_storage.storage.isolation import clone
 from bindu_storage.storage.memory_rows import (
     ContextRow,
@@ -96,7 +98,7 @@ class InMemoryStorage(Storage):
         self._tasks: dict[UUID, TaskRow] = {}  # insertion order = creation order
         self._contexts: dict[UUID, ContextRow] = {}
         self._feedback: dict[int, FeedbackRecord] = {}
-        self._events: dict[int, TaskEvent] = {}
+        self._events: dict[int, dict[str, Any]] = {}  # the change feed's rows (storage.feed)
         self._attached: dict[UUID, TaskAttachments] = {}
         self._webhooks: dict[UUID, dict[str, PushConfigRow]] = {}  # task -> config id -> row
         self._push_config_seq = itertools.count(1)
@@ -117,18 +119,33 @@ class InMemoryStorage(Storage):
             raise TaskNotFoundError(tid)
         return row
 
-    def _record_event(self, task_id: UUID, old: str | None, new: str, at: datetime) -> None:
+    def _record_event(
+        self, task_id: UUID, old: str | None, new: str, at: datetime, *, kind: str = "status",
+        status_message: Message | None = None, messages: Sequence[Message] = (),
+        artifacts: Sequence[Artifact] = (),
+    ) -> None:
+        """Log one change (storage.feed); stored values are shared, never changed in place."""
         event_id = next(self._event_ids)
         self._events[event_id] = {
             "id": event_id, "task_id": task_id, "from_state": old, "to_state": new, "at": at,
+            "kind": kind, "status_message": status_message, "messages": list(messages),
+            "artifacts": list(artifacts),
         }
         self._attached.setdefault(task_id, TaskAttachments()).event_ids.append(event_id)
 
-    def _set_state(self, row: TaskRow, state: str, now: datetime) -> None:
-        if state != row.state:
-            self._record_event(row.id, row.state, state, now)
+    def _set_status(
+        self, row: TaskRow, state: str, now: datetime, status_message: Message | None = None,
+        messages: Sequence[Message] = (), artifacts: Sequence[Artifact] = (),
+    ) -> None:
+        """Set a new status and log the change when there is one (state, message, appends)."""
+        if state != row.state or status_message != row.status_message or messages or artifacts:
+            self._record_event(
+                row.id, row.state, state, now, status_message=status_message,
+                messages=messages, artifacts=artifacts,
+            )
         row.state = state
         row.state_timestamp = now
+        row.status_message = status_message  # type: ignore[assignment]
 
     def _context(self, cid: UUID, owner_did: str | None, now: datetime) -> ContextRow:
         ctx = self._contexts.get(cid)
@@ -171,7 +188,7 @@ class InMemoryStorage(Storage):
             )
             ctx.task_ids.append(tid)
             ctx.updated_at = now
-            self._record_event(tid, None, "submitted", now)
+            self._record_event(tid, None, "submitted", now, messages=[msg])
             return row.to_task()
         if row.context_id != cid:
             raise InvalidValueError(f"task {tid} belongs to context {row.context_id}, not {cid}")
@@ -180,7 +197,7 @@ class InMemoryStorage(Storage):
         if row.state in TERMINAL_STATES:
             raise TerminalTaskError(tid, row.state, "cannot continue it with a new message")
         row.history = [*row.history, msg]  # stored values are replaced, never changed in place
-        self._set_state(row, "submitted", now)
+        self._set_status(row, "submitted", now, messages=[msg])
         row.updated_at = now
         return row.to_task()
 
@@ -191,6 +208,8 @@ class InMemoryStorage(Storage):
         new_artifacts: Sequence[Artifact] | None = None,
         new_messages: Sequence[Message] | None = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        status_message: Message | None = None,
     ) -> Task:
         self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
@@ -198,6 +217,7 @@ class InMemoryStorage(Storage):
         arts = v.artifacts(new_artifacts)
         msgs = v.messages(new_messages)
         meta = v.json_object(metadata, "metadata") if metadata is not None else {}
+        said = v.messages([status_message], "status_message")[0] if status_message is not None else None
         row = self._tasks.get(tid)
         if row is None:
             raise TaskNotFoundError(tid)
@@ -209,8 +229,10 @@ class InMemoryStorage(Storage):
                 raise TerminalTaskError(tid, row.state, f"cannot move to {state}")
             if arts or msgs:
                 raise TerminalTaskError(tid, row.state, "cannot append messages or artifacts")
+            if said is not None and said != row.status_message:
+                raise TerminalTaskError(tid, row.state, "cannot change its status message")
         else:
-            self._set_state(row, state, now)
+            self._set_status(row, state, now, said, msgs, arts)
         if arts:  # replaced, never changed in place: a snapshot lent earlier stays as it was
             row.artifacts = [*row.artifacts, *arts]
         if msgs:
@@ -220,23 +242,31 @@ class InMemoryStorage(Storage):
         row.updated_at = now
         return row.to_task()
 
-    async def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
+    async def append_artifact_chunk(
+        self, task_id: IdLike, artifact: Artifact, *, append: bool = True
+    ) -> None:
         self._ensure_open()
         tid = v.as_uuid(task_id, "task_id")
         chunk = v.artifacts([artifact], "artifact")[0]
+        if not isinstance(append, bool):
+            raise InvalidTypeError(f"append must be a bool, not {type(append).__name__}")
         row = self._tasks.get(tid)
         if row is None:
             raise TaskNotFoundError(tid)
         if row.state in TERMINAL_STATES:
             raise TerminalTaskError(tid, row.state, "cannot append artifact chunks")
         at = next((i for i, a in enumerate(row.artifacts) if a["artifact_id"] == chunk["artifact_id"]), None)
+        now = self.clock()
+        kind = "artifact-chunk" if append and at is not None else "artifact"
         if at is None:
             row.artifacts = [*row.artifacts, chunk]
         else:  # a new artifact and a new list: the stored ones are never changed in place
             existing = row.artifacts[at]
             grown = {**existing, "parts": [*existing.get("parts", []), *chunk.get("parts", [])]}
-            row.artifacts = [*row.artifacts[:at], grown, *row.artifacts[at + 1:]]
-        row.updated_at = self.clock()
+            new = grown if append else chunk
+            row.artifacts = [new if a["artifact_id"] == chunk["artifact_id"] else a for a in row.artifacts]
+        self._record_event(tid, row.state, row.state, now, kind=kind, artifacts=[chunk])
+        row.updated_at = now
 
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
         self._ensure_open()
@@ -251,7 +281,7 @@ class InMemoryStorage(Storage):
                 raise TerminalTaskError(row.id, row.state, f"cannot move to {to_state}")
             return True  # asked to stay where it is: like update_task, nothing changes
         now = self.clock()
-        self._set_state(row, to_state, now)
+        self._set_status(row, to_state, now)
         row.updated_at = now
         return True
 
@@ -512,11 +542,38 @@ class InMemoryStorage(Storage):
     ) -> list[TaskEvent]:
         self._ensure_open()
         v.check_window(limit, offset, "limit")
-        events: Iterable[TaskEvent] = self._events.values()
+        events: Iterable[dict[str, Any]] = self._events.values()
         if task_id is not None:
             attached = self._attached.get(v.as_uuid(task_id, "task_id"))
             events = (self._events[i] for i in attached.event_ids) if attached else ()
-        return [dict(e) for e in window(events, limit, offset)]  # type: ignore[misc]
+        state_changes = (e for e in events if e["from_state"] != e["to_state"])
+        return [
+            {k: e[k] for k in ("id", "task_id", "from_state", "to_state", "at")}  # type: ignore[misc]
+            for e in window(state_changes, limit, offset)
+        ]
+
+    # --- the change feed (storage.feed) ------------------------------------------------------
+
+    async def changes(
+        self,
+        since: int | None = None,
+        *,
+        task_id: IdLike | None = None,
+        owner_did: str | None = None,
+        limit: int = DEFAULT_FEED_LIMIT,
+    ) -> list[Change]:
+        self._ensure_open()
+        after = check_feed_request(since, limit) or 0
+        tid = v.as_uuid(task_id, "task_id") if task_id is not None else None
+        owner = v.check_optional_str(owner_did, "owner_did")
+        events: Iterable[dict[str, Any]] = self._events.values()
+        if tid is not None:
+            attached = self._attached.get(tid)
+            events = (self._events[i] for i in attached.event_ids) if attached else ()
+        if owner is not None:
+            events = (e for e in events if self._tasks[e["task_id"]].owner_did == owner)
+        chosen = window((e for e in events if e["id"] > after), limit, 0)
+        return [clone(change_from_row(e, e["id"])) for e in chosen]
 
     # --- read-only snapshots (storage.read.RecordSnapshots) -----------------------------------
 

@@ -9,7 +9,7 @@ for the read-only snapshots, which a write replaces rather than changes in place
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +17,7 @@ from uuid import UUID
 
 from bindu_storage.storage.isolation import clone
 from bindu_storage.storage.rows import iso
-from bindu_storage.types import Task
+from bindu_storage.types import Task, TaskStatus
 
 
 def utc_now() -> datetime:
@@ -39,6 +39,7 @@ class TaskRow:
     owner_did: str | None = None
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
+    status_message: dict[str, Any] | None = None
     _timestamp_of: datetime | None = field(default=None, repr=False, compare=False)
     _timestamp_text: str = field(default="", repr=False, compare=False)
 
@@ -51,7 +52,7 @@ class TaskRow:
             "id": self.id,
             "context_id": self.context_id,
             "kind": "task",
-            "status": {"state": self.state, "timestamp": self.timestamp_text()},  # type: ignore[typeddict-item]
+            "status": self.status(clone),
             "history": clone(history),
             "artifacts": clone(self.artifacts),
             "metadata": clone(self.metadata),
@@ -63,11 +64,18 @@ class TaskRow:
             "id": self.id,
             "context_id": self.context_id,
             "kind": "task",
-            "status": {"state": self.state, "timestamp": self.timestamp_text()},  # type: ignore[typeddict-item]
+            "status": self.status(lambda value: value),
             "history": self.history,
             "artifacts": self.artifacts,
             "metadata": self.metadata,
         }
+
+    def status(self, copy: Callable[[Any], Any]) -> TaskStatus:
+        """A2A's ``TaskStatus``: the state, its timestamp and the status message if any."""
+        status: dict[str, Any] = {"state": self.state, "timestamp": self.timestamp_text()}
+        if self.status_message is not None:
+            status["message"] = copy(self.status_message)
+        return status  # type: ignore[return-value]
 
     def timestamp_text(self) -> str:
         """``status.timestamp``: ``state_timestamp`` in ISO form, formatted once per change."""

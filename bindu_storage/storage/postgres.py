@@ -25,6 +25,7 @@ import asyncpg
 
 from bindu_storage.errors import (
     EncryptionKeyError,
+    InvalidTypeError,
     InvalidValueError,
     OwnershipError,
     TaskNotFoundError,
@@ -33,6 +34,14 @@ from bindu_storage.errors import (
 )
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike
+from bindu_storage.storage.feed import (
+    DEFAULT_FEED_LIMIT,
+    Change,
+    change_from_row,
+    check_feed_request,
+    pack_cursor,
+    unpack_cursor,
+)
 from bindu_storage.storage.pages import (
     DEFAULT_PAGE_SIZE,
     PageCursor,
@@ -148,28 +157,40 @@ class PostgresStorage(PostgresBase):
         new_artifacts: Sequence[Artifact] | None = None,
         new_messages: Sequence[Message] | None = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        status_message: Message | None = None,
     ) -> Task:
         tid = v.as_uuid(task_id, "task_id")
         v.check_state(state)
         arts = v.artifacts(new_artifacts)
         msgs = v.messages(new_messages)
         meta = v.json_object(metadata, "metadata") if metadata is not None else {}
-        row = await self._fetchrow(self.sql.update_task, tid, state, msgs, arts, meta)
+        said = v.messages([status_message], "status_message")[0] if status_message is not None else None
+        row = await self._fetchrow(self.sql.update_task, tid, state, msgs, arts, meta, said)
         if row is None:
             raise TaskNotFoundError(tid)
         if row["id"] is None:
             prior = row["prior_state"]
-            detail = f"cannot move to {state}" if state != prior else "cannot append messages or artifacts"
+            if state != prior:
+                detail = f"cannot move to {state}"
+            elif row["grows"]:
+                detail = "cannot append messages or artifacts"
+            else:
+                detail = "cannot change its status message"
             raise TerminalTaskError(tid, prior, detail)
         return task_from_row(row)
 
-    async def append_artifact_chunk(self, task_id: IdLike, artifact: Artifact) -> None:
+    async def append_artifact_chunk(
+        self, task_id: IdLike, artifact: Artifact, *, append: bool = True
+    ) -> None:
         tid = v.as_uuid(task_id, "task_id")
         chunk = v.artifacts([artifact], "artifact")[0]
+        if not isinstance(append, bool):
+            raise InvalidTypeError(f"append must be a bool, not {type(append).__name__}")
         row = await self._with_conn(
-            lambda c: c.fetchrow(self.sql.append_artifact_chunk, tid, chunk),
+            lambda c: c.fetchrow(self.sql.append_artifact_chunk, tid, chunk, append),
             "append_artifact_chunk",
-            idempotent=False,
+            idempotent=not append,  # a replacement applies the same twice; a chunk would not
         )
         if row is None:
             raise TaskNotFoundError(tid)
@@ -381,6 +402,21 @@ class PostgresStorage(PostgresBase):
         v.check_window(limit, offset, "limit")
         tid = v.as_uuid(task_id, "task_id") if task_id is not None else None
         return [dict(r) for r in await self._fetch(self.sql.task_events, tid, limit, offset)]  # type: ignore[misc]
+
+    async def changes(
+        self,
+        since: int | None = None,
+        *,
+        task_id: IdLike | None = None,
+        owner_did: str | None = None,
+        limit: int = DEFAULT_FEED_LIMIT,
+    ) -> list[Change]:
+        after = check_feed_request(since, limit)
+        tid = v.as_uuid(task_id, "task_id") if task_id is not None else None
+        owner = v.check_optional_str(owner_did, "owner_did")
+        xact, event_id = unpack_cursor(after or 0)
+        rows = await self._fetch(self.sql.changes, str(xact), event_id, tid, owner, limit)
+        return [change_from_row(r, pack_cursor(r["xact"], r["id"])) for r in rows]
 
     # --- push-notification configs by id -----------------------------------------------------
 

@@ -266,7 +266,7 @@ def _compare(
 
 # --- what the migrations declare at head -----------------------------------------------------
 
-EXPECTED_REVISION = "0008"
+EXPECTED_REVISION = "0009"
 """The revision ``EXPECTED`` describes (the head of ``alembic/versions``)."""
 
 _TS = "timestamp with time zone"
@@ -291,6 +291,11 @@ EXPECTED = SchemaSnapshot(
             Column("task_events", "to_state", _VARCHAR50, False, None),
             Column("task_events", "at", _TS, False, "now()"),
             Column("task_events", "request_key", "uuid", True, None),
+            Column("task_events", "kind", "text", False, "'status'::text"),
+            Column("task_events", "status_message", "jsonb", True, None),
+            Column("task_events", "messages", "jsonb", True, None),
+            Column("task_events", "artifacts", "jsonb", True, None),
+            Column("task_events", "xact", "xid8", False, "pg_current_xact_id()"),
         ],
         "task_feedback": [
             Column(
@@ -314,6 +319,7 @@ EXPECTED = SchemaSnapshot(
             Column("tasks", "updated_at", _TS, False, "now()"),
             Column("tasks", "owner_did", "text", True, None),
             Column("tasks", "seq", "bigint", False, _IDENTITY),
+            Column("tasks", "status_message", "jsonb", True, None),
         ],
         "webhook_configs": [
             Column("webhook_configs", "task_id", "uuid", False, None),
@@ -352,6 +358,9 @@ EXPECTED = SchemaSnapshot(
         Index("task_events", "idx_task_events_at",
               "CREATE INDEX idx_task_events_at ON task_events USING btree (at)",
               "serves the time windows of the events frame"),
+        Index("task_events", "idx_task_events_feed",
+              "CREATE INDEX idx_task_events_feed ON task_events USING btree (xact, id)",
+              "serves the change feed (changes: in the order of writing transaction, event id)"),
         Index("task_events", "idx_task_events_task_id",
               "CREATE INDEX idx_task_events_task_id ON task_events USING btree (task_id, id)",
               "serves one task's lifecycle (events by task, request-key replays) and the cascade from tasks"),
@@ -430,6 +439,8 @@ EXPECTED = SchemaSnapshot(
     ],
     constraints=[
         Constraint("contexts", "contexts_pkey", "primary key", "PRIMARY KEY (id)"),
+        Constraint("task_events", "task_events_kind_check", "check",
+                   "CHECK ((kind = ANY (ARRAY['status'::text, 'artifact'::text, 'artifact-chunk'::text])))"),
         Constraint("task_events", "task_events_pkey", "primary key", "PRIMARY KEY (id)"),
         Constraint("task_events", "task_events_task_id_fkey", "foreign key",
                    "FOREIGN KEY (task_id) REFERENCES tasks(id) ON DELETE CASCADE"),

@@ -61,7 +61,7 @@ class Statements:
                              WHERE o > jsonb_array_length(t.history) - $2::int),
                            '[]')
                END AS history,
-               t.artifacts, t.metadata
+               t.artifacts, t.metadata, t.status_message
           FROM {schema}.tasks t
          WHERE t.id = $1
     """
@@ -98,11 +98,12 @@ class Statements:
               FROM allowed, seen
              WHERE NOT seen.task
             ON CONFLICT (id) DO NOTHING
-            RETURNING id, context_id, state, state_timestamp, history, artifacts, metadata
+            RETURNING id, context_id, state, state_timestamp, history, artifacts, metadata,
+                      status_message
         ),
-        ev AS (
-            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at)
-            SELECT id, NULL, state, state_timestamp FROM ins
+        ev AS (  -- the creation, with the first message (the change feed)
+            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at, messages)
+            SELECT id, NULL, state, state_timestamp, history FROM ins
         ),
         touch AS (  -- a context this statement created already has updated_at = now()
             UPDATE {schema}.contexts
@@ -113,7 +114,7 @@ class Statements:
                EXISTS (SELECT 1 FROM ctx) AS context_seen,
                EXISTS (SELECT 1 FROM allowed) AS allowed,
                ins.id, ins.context_id, ins.state, ins.state_timestamp,
-               ins.history, ins.artifacts, ins.metadata
+               ins.history, ins.artifacts, ins.metadata, ins.status_message
           FROM seen LEFT JOIN ins ON true
     """
 
@@ -151,16 +152,16 @@ class Statements:
             ON CONFLICT (id) DO NOTHING
             RETURNING *
         ),
-        ev AS (
-            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at)
-            SELECT id, NULL, state, state_timestamp FROM ins
+        ev AS (  -- the creation, with the first message (the change feed)
+            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at, messages)
+            SELECT id, NULL, state, state_timestamp, history FROM ins
         ),
         ctx AS (
             UPDATE {schema}.contexts
                SET updated_at = now()
              WHERE id = $2 AND EXISTS (SELECT 1 FROM ins)
         )
-        SELECT id, context_id, state, state_timestamp, history, artifacts, metadata
+        SELECT id, context_id, state, state_timestamp, history, artifacts, metadata, status_message
           FROM ins t
     """
 
@@ -168,8 +169,8 @@ class Statements:
         -- $1 task id, $2 the message, $3 the context id the caller names
         -- submit_task of an existing id: append the message (unless its message_id is there:
         -- a replay changes nothing) and put the task back to 'submitted', unless it is terminal
-        -- or belongs to another context. The caller reads why from prior_state, prior_context
-        -- and replay when no task comes back.
+        -- or belongs to another context; the new status has no status message. The caller
+        -- reads why from prior_state, prior_context and replay when no task comes back.
         WITH cur AS (
             SELECT id, context_id, state, history
               FROM {schema}.tasks
@@ -189,6 +190,7 @@ class Statements:
                SET history = t.history || add.v,
                    state = 'submitted',
                    state_timestamp = now(),
+                   status_message = NULL,
                    updated_at = now()
               FROM cur, add
              WHERE t.id = cur.id
@@ -197,29 +199,29 @@ class Statements:
                AND cur.state NOT IN ('canceled', 'completed', 'failed', 'rejected')
             RETURNING t.*
         ),
-        ev AS (
-            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at)
-            SELECT upd.id, cur.state, upd.state, upd.state_timestamp
-              FROM upd, cur
-             WHERE cur.state <> upd.state
+        ev AS (  -- the change: the message appended (and the state, if it moved)
+            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at, messages)
+            SELECT upd.id, cur.state, upd.state, upd.state_timestamp, add.v
+              FROM upd, cur, add
         )
         SELECT cur.state AS prior_state,
                cur.context_id AS prior_context,
                (SELECT v FROM add) = '[]'::jsonb AS replay,
                upd.id, upd.context_id, upd.state, upd.state_timestamp,
-               upd.history, upd.artifacts, upd.metadata
+               upd.history, upd.artifacts, upd.metadata, upd.status_message
           FROM cur LEFT JOIN upd ON true
     """
 
     update_task: str = """
-        -- $1 task id, $2 the new state, $3 messages, $4 artifacts, $5 metadata to merge
-        -- Set the state, append the messages and artifacts not there yet (by message_id /
-        -- artifact_id, in the order given), merge the metadata (top-level keys) and log the
-        -- state change. The first terminal state wins: a terminal task only takes metadata,
-        -- staying in its state and growing nothing; otherwise no task comes back and the caller
-        -- reads why from prior_state and grows.
+        -- $1 task id, $2 the new state, $3 messages, $4 artifacts, $5 metadata to merge,
+        -- $6 the status message (NULL: none)
+        -- Set the status (state and status message), append the messages and artifacts not
+        -- there yet (by message_id / artifact_id, in the order given), merge the metadata
+        -- (top-level keys) and log the change (the change feed). The first terminal state wins:
+        -- a terminal task only takes metadata, keeping its status and growing nothing;
+        -- otherwise no task comes back and the caller reads why from prior_state and grows.
         WITH cur AS (
-            SELECT id, state, history, artifacts
+            SELECT id, state, history, artifacts, status_message
               FROM {schema}.tasks
              WHERE id = $1
                FOR UPDATE
@@ -244,6 +246,11 @@ class Statements:
                        THEN t.state_timestamp
                        ELSE now()
                    END,
+                   status_message = CASE
+                       WHEN cur.state IN ('canceled', 'completed', 'failed', 'rejected')
+                       THEN t.status_message
+                       ELSE $6::jsonb
+                   END,
                    -- a document with nothing to add is kept as it is, not rebuilt (nor re-TOASTed)
                    history = CASE WHEN add_h.v = '[]' THEN t.history ELSE t.history || add_h.v END,
                    artifacts = CASE WHEN add_a.v = '[]' THEN coalesce(t.artifacts, '[]')
@@ -254,28 +261,38 @@ class Statements:
               FROM cur, add_h, add_a
              WHERE t.id = cur.id
                AND (cur.state NOT IN ('canceled', 'completed', 'failed', 'rejected')
-                    OR (cur.state = $2 AND add_h.v = '[]' AND add_a.v = '[]'))
+                    OR (cur.state = $2 AND add_h.v = '[]' AND add_a.v = '[]'
+                        AND ($6::jsonb IS NULL OR $6::jsonb = cur.status_message)))
             RETURNING t.*
         ),
-        ev AS (
-            INSERT INTO {schema}.task_events (task_id, from_state, to_state, at)
-            SELECT upd.id, cur.state, upd.state, upd.state_timestamp
-              FROM upd, cur
+        ev AS (  -- one change: the new status and what was appended, when anything changed
+            INSERT INTO {schema}.task_events
+                   (task_id, from_state, to_state, at, status_message, messages, artifacts)
+            SELECT upd.id, cur.state, upd.state, upd.state_timestamp, upd.status_message,
+                   add_h.v, add_a.v
+              FROM upd, cur, add_h, add_a
              WHERE cur.state <> upd.state
+                OR upd.status_message IS DISTINCT FROM cur.status_message
+                OR add_h.v <> '[]'
+                OR add_a.v <> '[]'
         )
         SELECT cur.state AS prior_state,
                (SELECT v FROM add_h) <> '[]' OR (SELECT v FROM add_a) <> '[]' AS grows,
                upd.id, upd.context_id, upd.state, upd.state_timestamp,
-               upd.history, upd.artifacts, upd.metadata
+               upd.history, upd.artifacts, upd.metadata, upd.status_message
           FROM cur LEFT JOIN upd ON true
     """
 
     append_artifact_chunk: str = """
-        -- $1 task id, $2 the artifact chunk
-        -- Streaming: extend the parts of the artifact with the chunk's artifact_id, or append
-        -- the chunk as a new artifact; refused (appended = false) on a terminal task.
+        -- $1 task id, $2 the artifact chunk, $3 append (true: extend the parts of the artifact
+        -- with the chunk's artifact_id; false: replace that artifact by the chunk)
+        -- Streaming (A2A's artifact update event): a chunk with a new artifact_id is appended
+        -- as a new artifact either way; the change is logged (the change feed). Refused
+        -- (appended = false) on a terminal task.
         WITH cur AS (
-            SELECT id, state, coalesce(artifacts, '[]') AS artifacts
+            SELECT id, state, coalesce(artifacts, '[]') AS artifacts,
+                   coalesce(artifacts, '[]') @> jsonb_build_array(
+                       jsonb_build_object('artifact_id', $2::jsonb -> 'artifact_id')) AS known
               FROM {schema}.tasks
              WHERE id = $1
                FOR UPDATE
@@ -284,13 +301,14 @@ class Statements:
             UPDATE {schema}.tasks t
                SET updated_at = now(),
                    artifacts = CASE
-                       WHEN cur.artifacts @> jsonb_build_array(
-                                jsonb_build_object('artifact_id', $2::jsonb -> 'artifact_id'))
-                       THEN (SELECT jsonb_agg(CASE WHEN a -> 'artifact_id' = $2::jsonb -> 'artifact_id'
+                       WHEN cur.known
+                       THEN (SELECT jsonb_agg(CASE WHEN a -> 'artifact_id' <> $2::jsonb -> 'artifact_id'
+                                                   THEN a
+                                                   WHEN $3::bool
                                                    THEN jsonb_set(a, '{parts}',
                                                             coalesce(a -> 'parts', '[]')
                                                             || coalesce($2::jsonb -> 'parts', '[]'))
-                                                   ELSE a
+                                                   ELSE $2::jsonb
                                               END ORDER BY o)
                                FROM jsonb_array_elements(cur.artifacts) WITH ORDINALITY AS x(a, o))
                        ELSE cur.artifacts || jsonb_build_array($2::jsonb)
@@ -298,7 +316,14 @@ class Statements:
               FROM cur
              WHERE t.id = cur.id
                AND cur.state NOT IN ('canceled', 'completed', 'failed', 'rejected')
-            RETURNING t.id
+            RETURNING t.id, t.state, t.updated_at
+        ),
+        ev AS (
+            INSERT INTO {schema}.task_events (task_id, kind, from_state, to_state, at, artifacts)
+            SELECT upd.id,
+                   CASE WHEN cur.known AND $3::bool THEN 'artifact-chunk' ELSE 'artifact' END,
+                   upd.state, upd.state, upd.updated_at, jsonb_build_array($2::jsonb)
+              FROM upd, cur
         )
         SELECT cur.state AS prior_state,
                EXISTS (SELECT 1 FROM upd) AS appended
@@ -311,7 +336,7 @@ class Statements:
         -- retry: a retry whose first attempt committed (its reply was lost) finds its own event
         -- in "mine" and answers moved = true again, without moving twice.
         WITH cur AS (
-            SELECT id, state
+            SELECT id, state, status_message
               FROM {schema}.tasks
              WHERE id = $1
                FOR UPDATE
@@ -326,6 +351,7 @@ class Statements:
             UPDATE {schema}.tasks t
                SET state = $3,
                    state_timestamp = now(),
+                   status_message = NULL,
                    updated_at = now()
               FROM cur
              WHERE t.id = cur.id
@@ -339,6 +365,7 @@ class Statements:
             SELECT upd.id, cur.state, upd.state, upd.state_timestamp, $4
               FROM upd, cur
              WHERE cur.state <> upd.state
+                OR cur.status_message IS NOT NULL  -- the new status clears it: a change
         )
         -- a terminal task asked to stay where it is: moved = true and (as in update_task)
         -- nothing changes
@@ -351,7 +378,8 @@ class Statements:
 
     list_tasks: str = """
         -- $1 limit (NULL: all), $2 offset, $3 owner DID (NULL: any); newest first
-        SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata
+        SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata,
+               t.status_message
           FROM {schema}.tasks t
          WHERE ($3::text IS NULL OR t.owner_did = $3)
          ORDER BY t.seq DESC
@@ -365,7 +393,8 @@ class Statements:
 
     list_tasks_by_context: str = """
         -- $1 context id, $2 limit (NULL: all), $3 offset, $4 owner DID (NULL: any); oldest first
-        SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata
+        SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata,
+               t.status_message
           FROM {schema}.tasks t
          WHERE t.context_id = $1
            AND ($4::text IS NULL OR t.owner_did = $4)
@@ -389,7 +418,7 @@ class Statements:
                              WHERE o > jsonb_array_length(t.history) - $2::int),
                            '[]')
                END AS history,
-               t.artifacts, t.metadata
+               t.artifacts, t.metadata, t.status_message
           FROM {schema}.tasks t
          WHERE t.id = $1
            AND t.owner_did = $3
@@ -411,7 +440,7 @@ class Statements:
                            '[]')
                END AS history,
                CASE WHEN $9::bool THEN t.artifacts END AS artifacts,
-               t.metadata, t.updated_at
+               t.metadata, t.status_message, t.updated_at
           FROM {schema}.tasks t
          WHERE ($1::uuid IS NULL OR t.context_id = $1)
            AND ($2::text[] IS NULL OR t.state = ANY ($2))
@@ -564,7 +593,7 @@ class Statements:
     task_records: str = """
         -- $1 limit (NULL: all), $2 offset, $3 updated since (NULL: any time)
         SELECT t.id, t.context_id, t.state, t.state_timestamp, t.history, t.artifacts, t.metadata,
-               t.owner_did, t.created_at, t.updated_at
+               t.status_message, t.owner_did, t.created_at, t.updated_at
           FROM {schema}.tasks t
          WHERE ($3::timestamptz IS NULL OR t.updated_at >= $3)
          ORDER BY t.seq
@@ -591,11 +620,37 @@ class Statements:
 
     task_events: str = """
         -- $1 task id (NULL: every task), $2 limit (NULL: all), $3 offset
+        -- the state changes only (the other changes of the feed keep the state)
         SELECT id, task_id, from_state, to_state, at
           FROM {schema}.task_events
          WHERE ($1::uuid IS NULL OR task_id = $1)
+           AND from_state IS DISTINCT FROM to_state
          ORDER BY id
          LIMIT $2 OFFSET $3
+    """
+
+    changes: str = """
+        -- $1 and $2 the cursor: the transaction id (xid8, as text) and event id of the last
+        -- change read ('0', 0: from the start), $3 task id, $4 owner DID (each NULL: any),
+        -- $5 how many
+        -- The change feed, in the order of (writing transaction, event id). An event id is
+        -- drawn before its transaction commits, so ids alone could show id 12 while 11 is
+        -- still uncommitted and skip 11 later. Instead a change shows only once its transaction
+        -- is below the xmin of this statement's snapshot: then it and every transaction before
+        -- it have ended, and every later write has a larger transaction id, so nothing can
+        -- still land before the last change shown. Served by idx_task_events_feed.
+        SELECT e.id, e.xact::text::bigint AS xact, e.task_id, e.kind, e.from_state, e.to_state,
+               e.status_message, e.messages, e.artifacts, e.at
+          FROM {schema}.task_events e
+         WHERE (e.xact, e.id) > ($1::text::xid8, $2::bigint)
+           AND e.xact < pg_snapshot_xmin(pg_current_snapshot())
+           AND ($3::uuid IS NULL OR e.task_id = $3)
+           AND ($4::text IS NULL OR EXISTS (SELECT 1
+                                              FROM {schema}.tasks t
+                                             WHERE t.id = e.task_id
+                                               AND t.owner_did = $4))
+         ORDER BY e.xact, e.id
+         LIMIT $5
     """
 
     # --- push-notification configs by id ----------------------------------------------------

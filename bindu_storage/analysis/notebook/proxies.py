@@ -271,6 +271,7 @@ class SyncStorage:
     context_records = _blocking(Storage.context_records)
     feedback_records = _blocking(Storage.feedback_records)
     task_events = _blocking(Storage.task_events)
+    changes = _blocking(Storage.changes)
     set_push_config = _blocking(Storage.set_push_config)
     get_push_config = _blocking(Storage.get_push_config)
     list_push_configs = _blocking(Storage.list_push_configs)

@@ -303,7 +303,11 @@ def events_query(
     s = info.quoted
     tasks, where, p = _tasks_base(info, f)
     from_ = f"{s}.task_events e" + (f" JOIN {tasks} ON t.id = e.task_id" if where else "")
-    chosen = f" WHERE e.task_id IN (SELECT t.id FROM {tasks} WHERE {' AND '.join(where)})" if where else ""
+    # state changes only: the change feed's other rows (appends, artifacts) keep the state
+    moved = "e.from_state IS DISTINCT FROM e.to_state"
+    chosen = " WHERE " + " AND ".join(
+        [moved, *([f"e.task_id IN (SELECT t.id FROM {tasks} WHERE {' AND '.join(where)})"] if where else [])]
+    )
     whole = (
         "(SELECT e.id, e.task_id, e.from_state, e.to_state, e.at, lag(e.at) OVER w AS prev_at,"
         f" lead(e.at) OVER w AS next_at FROM {s}.task_events e{chosen}"
@@ -311,14 +315,14 @@ def events_query(
     )
     if where:  # the task filters read t (every event has its task: a foreign key)
         whole += f" JOIN {tasks} ON t.id = e.task_id"
-    where += _window("e.at", since, until, p)
+    where = [*where, moved, *_window("e.at", since, until, p)]
     prev = (
         f"(SELECT pe.at FROM {s}.task_events pe WHERE pe.task_id = e.task_id AND pe.id < e.id"
-        " ORDER BY pe.id DESC LIMIT 1)"
+        " AND pe.from_state IS DISTINCT FROM pe.to_state ORDER BY pe.id DESC LIMIT 1)"
     )
     nxt = (
         f"(SELECT ne.at FROM {s}.task_events ne WHERE ne.task_id = e.task_id AND ne.id > e.id"
-        " ORDER BY ne.id LIMIT 1)"
+        " AND ne.from_state IS DISTINCT FROM ne.to_state ORDER BY ne.id LIMIT 1)"
     )
     fixed = (
         ("id", "e.id::bigint"),
