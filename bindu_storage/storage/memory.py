@@ -121,8 +121,8 @@ class InMemoryStorage(Storage):
 
     def _record_event(
         self, task_id: UUID, old: str | None, new: str, at: datetime, *, kind: str = "status",
-        status_message: Message | None = None, messages: Sequence[Message] = (),
-        artifacts: Sequence[Artifact] = (),
+        status_message: dict[str, Any] | None = None, messages: Sequence[dict[str, Any]] = (),
+        artifacts: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Log one change (storage.feed); stored values are shared, never changed in place."""
         event_id = next(self._event_ids)
@@ -134,8 +134,8 @@ class InMemoryStorage(Storage):
         self._attached.setdefault(task_id, TaskAttachments()).event_ids.append(event_id)
 
     def _set_status(
-        self, row: TaskRow, state: str, now: datetime, status_message: Message | None = None,
-        messages: Sequence[Message] = (), artifacts: Sequence[Artifact] = (),
+        self, row: TaskRow, state: str, now: datetime, status_message: dict[str, Any] | None = None,
+        messages: Sequence[dict[str, Any]] = (), artifacts: Sequence[dict[str, Any]] = (),
     ) -> None:
         """Set a new status and log the change when there is one (state, message, appends)."""
         if state != row.state or status_message != row.status_message or messages or artifacts:
@@ -145,7 +145,7 @@ class InMemoryStorage(Storage):
             )
         row.state = state
         row.state_timestamp = now
-        row.status_message = status_message  # type: ignore[assignment]
+        row.status_message = status_message
 
     def _context(self, cid: UUID, owner_did: str | None, now: datetime) -> ContextRow:
         ctx = self._contexts.get(cid)

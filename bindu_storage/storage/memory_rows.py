@@ -65,8 +65,8 @@ class TaskRow:
             "context_id": self.context_id,
             "kind": "task",
             "status": self.status(lambda value: value),
-            "history": self.history,
-            "artifacts": self.artifacts,
+            "history": self.history,  # type: ignore[typeddict-item]
+            "artifacts": self.artifacts,  # type: ignore[typeddict-item]
             "metadata": self.metadata,
         }
 
