@@ -660,40 +660,8 @@ async def test_discovery_from_a_sample_equals_a_walk_of_every_document(
         assert expected
         for sample_rows in range(1, 10):
             monkeypatch.setattr(frames_read, "SAMPLE_ROWS", sample_rows)
-            infos, guess = await frames_read.discover(reader, source, None)
-            assert guess is None
-            assert sorted(infos, key=repr) == expected, (source.prefix, sample_rows)
-
-
-async def test_a_whole_read_checks_its_sampled_guess_in_the_page_statement(
-    pg_storage: PostgresStorage, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No second scan: the page flags documents the sample did not cover; only then is every
-    document discovered and the page read again, giving the same frame."""
-    await seed(pg_storage)
-    await seed_odd(pg_storage)
-    expected = await F.tasks_frame(pg_storage, chunksize=10_000).__anext__()
-    verifications: list[int] = []
-    pages: list[int] = []
-    verification, page = frames_query.FrameQuery.verification, frames_query.FrameQuery.page
-
-    def counted_verification(self: Any, *args: Any, **kwargs: Any) -> Any:
-        verifications.append(1)
-        return verification(self, *args, **kwargs)
-
-    def counted_page(self: Any, *args: Any, **kwargs: Any) -> Any:
-        pages.append(len(kwargs.get("guesses", args[4] if len(args) > 4 else ())))
-        return page(self, *args, **kwargs)
-
-    monkeypatch.setattr(frames_query.FrameQuery, "verification", counted_verification)
-    monkeypatch.setattr(frames_query.FrameQuery, "page", counted_page)
-    for sample_rows, guessed_right in ((len(expected), True), (1, False)):
-        monkeypatch.setattr(frames_read, "SAMPLE_ROWS", sample_rows)
-        verifications.clear()
-        pages.clear()
-        pd.testing.assert_frame_equal(await F.tasks_frame(pg_storage), expected, check_exact=True)
-        assert pages[0] == 1  # one guess: the metadata
-        assert (verifications, pages[1:]) == (([], []) if guessed_right else ([1], [0]))
+            found = sorted(await frames_read.discover(reader, source, None), key=repr)
+            assert found == expected, (source.prefix, sample_rows)
 
 
 async def test_parameters_never_enter_the_sql_text(fresh_database: str) -> None:

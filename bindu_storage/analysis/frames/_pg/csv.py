@@ -62,9 +62,8 @@ def decode_json(column: pa.ChunkedArray) -> Any:
     return object_column(values)
 
 
-def read_csv(data: bytes, kinds: Sequence[str], only: Sequence[int] | None = None) -> list[pa.ChunkedArray]:
-    """The columns of CSV ``data`` whose fields have the given kinds, in order (``only``: just
-    the columns at these positions)."""
+def read_csv(data: bytes, kinds: Sequence[str]) -> list[pa.ChunkedArray]:
+    """The columns of CSV ``data`` whose fields have the given kinds, in order."""
     names = [f"c{i}" for i in range(len(kinds))]
     if not data:
         return [pa.chunked_array([], type=_ARROW_TYPES[kind]) for kind in kinds]
@@ -74,7 +73,6 @@ def read_csv(data: bytes, kinds: Sequence[str], only: Sequence[int] | None = Non
         parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pacsv.ConvertOptions(
             column_types={name: _ARROW_TYPES[kind] for name, kind in zip(names, kinds, strict=True)},
-            include_columns=None if only is None else [names[i] for i in only],
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
@@ -139,10 +137,6 @@ def to_array(column: pa.ChunkedArray, kind: str, arrow: bool = False) -> Any:
     raise AssertionError(f"unknown column kind {kind!r}")
 
 
-def _flagged(flags: Sequence[pa.ChunkedArray]) -> bool:
-    return any(column.null_count < len(column) for column in flags)
-
-
 def frame_from_csv(
     data: bytes,
     selected: Sequence[str],
@@ -151,29 +145,17 @@ def frame_from_csv(
     keys: int,
     joined: Mapping[str, str],
     arrow: bool = False,
-    flags: int = 0,
-) -> tuple[pd.DataFrame, tuple[str, ...] | None, bool]:
-    """A page's frame, the key of its last row (None when it has no rows), and whether a flag
-    is set in any row (then the frame may be empty: its values need not parse as planned).
+) -> tuple[pd.DataFrame, tuple[str, ...] | None]:
+    """A page's frame and the key of its last row (None when it has no rows).
 
-    The CSV holds the ``selected`` fixed columns, then one per flattened column, then ``flags``
-    columns (a row is flagged where one is not null), then ``keys`` key columns; the frame has
-    the ``fixed`` columns in their order (missing ones null), then the flattened ones.
-    ``joined`` names the selected columns to ``join_strings`` (with their separators);
-    ``arrow`` keeps Arrow arrays (see ``to_array``).
+    The CSV holds the ``selected`` fixed columns, then one per flattened column, then ``keys``
+    key columns; the frame has the ``fixed`` columns in their order (missing ones null), then
+    the flattened ones. ``joined`` names the selected columns to ``join_strings`` (with their
+    separators); ``arrow`` keeps Arrow arrays (see ``to_array``).
     """
     kind_of = dict(fixed)
-    kinds = [kind_of[name] for name in selected] + [col.kind for col in flat]
-    all_kinds = [*kinds, *["Int64"] * flags, *[KEY] * keys]
-    flag_columns = range(len(kinds), len(kinds) + flags)
-    try:
-        columns = read_csv(data, all_kinds)
-    except pa.ArrowInvalid:  # a flagged value may not parse as the kind its sample showed
-        if not flags or not _flagged(read_csv(data, all_kinds, only=flag_columns)):
-            raise
-        return pd.DataFrame(), None, True
-    flagged = _flagged([columns[i] for i in flag_columns])
-    del columns[len(kinds) : len(kinds) + flags]
+    kinds = [kind_of[name] for name in selected] + [col.kind for col in flat] + [KEY] * keys
+    columns = read_csv(data, kinds)
     for i, name in enumerate(selected):
         if name in joined:
             columns[i] = pa.chunked_array([join_strings(columns[i], joined[name])])
@@ -187,4 +169,4 @@ def frame_from_csv(
         column = parsed.get(name)
         frame[name] = series([None] * length, kind) if column is None else to_array(column, kind, arrow)
     last = tuple(column[length - 1].as_py() for column in columns[len(parsed):]) if length and keys else None
-    return pd.DataFrame(frame, index=pd.RangeIndex(length), copy=False), last, flagged
+    return pd.DataFrame(frame, index=pd.RangeIndex(length), copy=False), last

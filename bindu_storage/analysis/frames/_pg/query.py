@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from bindu_storage.analysis.frames._columns import INT64_MAX, INT64_MIN, FlatColumn
 from bindu_storage.analysis.frames._pg.params import Param, Params
-from bindu_storage.analysis.frames._pg.paths import Guess, chain, other_keys, type_mask
 
 ROWS_SETTING = "bindu_frames.rows"
 """The setting holding the keys of the rows a filtered whole read picked (see ``FrameQuery.page``)."""
@@ -37,6 +36,18 @@ ROWS_SETTING = "bindu_frames.rows"
 PAGE_MARK = "/* bindu-storage frames: page */ "
 DISCOVERY_MARK = "/* bindu-storage frames: discovery */ "
 """Comments opening the statements, so ``pg_stat_activity`` shows what a session is reading."""
+
+
+def chain(doc: str, path: Sequence[str], p: Params, text: bool = False) -> str:
+    """``(doc -> k1 -> k2 ...)``: the value at ``path`` through objects only (``->>`` last for text).
+
+    Unlike ``#>``, a text key never indexes into an array, so only the values the discovery
+    walk saw are reached.
+    """
+    expr = doc
+    for i, key in enumerate(path):
+        expr = f"{expr} {'->>' if text and i == len(path) - 1 else '->'} {p.key(key)}"
+    return f"({expr})" if path else expr
 
 
 def _read(v: str, kind: str) -> str:
@@ -128,9 +139,6 @@ class FlatSource:
     wanted: list[str] | None = None
     limited: bool = True
     """Whether the frame's ``limit`` also bounds the discovery rows."""
-    page_rows: bool = False
-    """Whether the discovery rows are the page's own rows: then a whole read guesses the key
-    paths from a sample and checks the guess in the page statement (``Guess``)."""
 
 
 @dataclass(frozen=True)
@@ -183,10 +191,9 @@ class FrameQuery:
         after: Sequence[str] | None,
         limit: int | None,
         keys: bool = True,
-        guesses: Sequence[Guess] = (),
     ) -> Page:
-        """One chunk: fixed columns, flattened columns ``_f<i>``, one flag ``_g<i>`` per guess
-        (``Guess.outside``), then (``keys``) the key columns ``_k<i>`` as text.
+        """One chunk: fixed columns, flattened columns ``_f<i>``, then (``keys``) the key columns
+        ``_k<i>`` as text.
 
         ``after`` is the key of the last row read, as the text the previous chunk gave. The
         chunk is read by COPY, whose parameters the planner cannot see: filters choosing a few
@@ -200,7 +207,6 @@ class FrameQuery:
         select = self.whole_select if whole and self.whole_select is not None else self.select
         cols = [f'{expr} AS "{alias}"' for alias, expr in select]
         cols += [f"{expr} AS _f{i}" for i, expr in enumerate(exprs)]
-        cols += [f"{guess.outside(p)} AS _g{i}" for i, guess in enumerate(guesses)]
         if keys:
             cols += [f"({expr})::text AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
         head = PAGE_MARK + "SELECT " + ", ".join(cols)
@@ -246,7 +252,7 @@ class FrameQuery:
         if first is not None:
             sql += self._order() + f" LIMIT {p(first, 'bigint')}"
         if rows.other_keys:
-            found = [other_keys(chain("s.doc", path, p), keys, p) for path, keys in rows.other_keys]
+            found = [_other_keys(chain("s.doc", path, p), keys, p) for path, keys in rows.other_keys]
             sql = f"SELECT s.doc FROM ({sql}) AS s WHERE {' OR '.join(found)}"
         return sql
 
@@ -316,12 +322,30 @@ class FrameQuery:
         """
         p = Params(self.params)
         src = self.documents(p, rows)
-        masks = [
-            f"bit_or({type_mask('src.doc', path, keys, p)}) AS m{i}"
-            for i, (path, keys) in enumerate(paths)
-        ]
+        masks = []
+        for i, (path, keys) in enumerate(paths):
+            v = chain("src.doc", path, p)
+            text = chain("src.doc", path, p, text=True) if path else f"({v} #>> '{{}}')"
+            number, other = TYPE_BITS["number"], TYPE_BITS["number"] | NOT_INT
+            masks.append(
+                f"bit_or(CASE jsonb_typeof({v}) WHEN 'string' THEN {TYPE_BITS['string']}"
+                # a number's text has a '.' when it has decimals (never an exponent)
+                f" WHEN 'number' THEN CASE WHEN strpos({text}, '.') > 0 THEN {other}"
+                f" WHEN length({text}) < 19 THEN {number}"
+                f" WHEN {v}::numeric BETWEEN {INT64_MIN} AND {INT64_MAX} THEN {number} ELSE {other} END"
+                f" WHEN 'boolean' THEN {TYPE_BITS['boolean']} WHEN 'array' THEN {TYPE_BITS['array']}"
+                f" WHEN 'null' THEN {TYPE_BITS['null']} WHEN 'object' THEN CASE WHEN"
+                f" {_other_keys(v, keys, p, typed=False)} THEN {TYPE_BITS['object'] | OTHER_KEYS}"
+                f" ELSE {TYPE_BITS['object']} END END) AS m{i}"
+            )
         sql = f"{DISCOVERY_MARK}WITH src AS ({src}) SELECT {', '.join(masks)} FROM src"
         return sql, p.params
+
+
+TYPE_BITS = {"string": 1, "number": 2, "boolean": 4, "array": 8, "null": 16, "object": 32}
+"""The bit of each JSON type in a ``verification`` mask."""
+NOT_INT, OTHER_KEYS = 64, 128
+"""Mask bits: a number that is no int64; an object with keys outside the known ones."""
 
 
 @dataclass(frozen=True)
@@ -334,3 +358,9 @@ class DocRows:
     """Only the first rows, to guess the key paths from."""
     other_keys: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
     """Only documents holding, at one of these paths, an object with keys outside the given ones."""
+
+
+def _other_keys(v: str, keys: Sequence[str], p: Params, typed: bool = True) -> str:
+    """Whether ``v`` is an object with keys outside ``keys`` (``typed=False``: known an object)."""
+    test = f"{v} - {p(list(keys), 'text[]')} <> '{{}}'::jsonb"
+    return f"CASE WHEN jsonb_typeof({v}) = 'object' THEN {test} ELSE false END" if typed else test

@@ -10,7 +10,6 @@ lost connection is read again from the same key (``PgReader``).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,13 +18,17 @@ import pandas as pd
 
 from bindu_storage.analysis.frames._columns import FlatColumn, PathInfo, build_frame, plan_columns, top_keys
 from bindu_storage.analysis.frames._pg.csv import frame_from_csv
-from bindu_storage.analysis.frames._pg.paths import NOT_INT, OTHER_KEYS, TYPE_BITS, Guess
-from bindu_storage.analysis.frames._pg.query import DocRows, FlatSource, FrameQuery
+from bindu_storage.analysis.frames._pg.query import (
+    NOT_INT,
+    OTHER_KEYS,
+    TYPE_BITS,
+    DocRows,
+    FlatSource,
+    FrameQuery,
+)
 from bindu_storage.analysis.frames._pg.reader import PgReader
 from bindu_storage.analysis.redact import is_secret_key
 from bindu_storage.errors import InvalidValueError
-
-log = logging.getLogger("bindu_storage.analysis.frames")
 
 Flat = list[tuple[str, FlatColumn]]
 """The flattened columns of a query, each with the JSONB expression it reads from."""
@@ -42,8 +45,6 @@ MAX_VERIFIED_PATHS = 256
 walking every document."""
 
 Path = tuple[str, ...]
-ANY_ROOT = 255 & ~OTHER_KEYS
-"""The bits a document itself may have in a ``Guess``: any type, but no key the sample lacked."""
 
 
 @dataclass
@@ -98,42 +99,14 @@ async def walk(
     return result
 
 
-def known_keys(paths: Sequence[Path]) -> list[tuple[Path, tuple[str, ...]]]:
-    """The document and every path, each with the keys seen under it (objects' known keys)."""
-    children: dict[Path, set[str]] = {(): set()} | {path: set() for path in paths}
-    for path in paths:
-        children[path[:-1]].add(path[-1])
-    return [(path, tuple(sorted(keys))) for path, keys in children.items()]
-
-
-def guess(source: FlatSource, sample: Walk) -> Guess:
-    """The sample's paths as a ``Guess``: each path may hold the types the sample saw there
-    (objects only where it saw one; numbers only int64 where it saw only those)."""
-    branches, paths = sample.branches(), []
-    for path, keys in known_keys(sample.paths()):
-        allowed = ANY_ROOT
-        if path:
-            types, all_int = sample.found.get(path, (set(), True))
-            allowed = sum(TYPE_BITS[t] for t in types) | (TYPE_BITS["object"] if path in branches else 0)
-            allowed |= NOT_INT if "number" in types and not all_int else 0
-        paths.append((path, keys, allowed))
-    return Guess(source.doc, tuple(paths))
-
-
-async def discover(
-    reader: PgReader, source: FlatSource, limit: int | None, guessing: bool = False
-) -> tuple[list[PathInfo], Guess | None]:
-    """The key paths of a JSONB column over the selected rows, with their JSON types; with
-    ``guessing``, possibly only a guess to check in the page statement.
+async def discover(reader: PgReader, source: FlatSource, limit: int | None) -> list[PathInfo]:
+    """The key paths of a JSONB column over the selected rows, with their JSON types.
 
     Walking documents key by key (``jsonb_each``) costs a row per key. So the first
-    ``SAMPLE_ROWS`` documents are walked. With ``guessing`` (a whole read of a source whose
-    documents are the page's rows), their paths are the plan, and the page statement flags
-    each document holding anything else (``Guess``); the caller plans again without guessing
-    when one does. Otherwise one aggregate pass looks every path the sample holds up in every
-    document (``verification``), which gives each path's types over all of them and flags
-    documents with keys the sample lacked; only those documents are walked then. Either way
-    the result is the walk of every document, whatever the sample.
+    ``SAMPLE_ROWS`` documents are walked, and one aggregate pass looks every path they hold up
+    in every document (``verification``), which gives each path's types over all of them and
+    flags documents with keys the sample lacked; only those documents are walked then. The
+    result is the walk of every document, whatever the sample.
 
     A column selection (``wanted``) is discovered the same way, every path included
     (``plan_columns`` keeps the wanted ones: the same columns as a walk of the wanted keys
@@ -144,14 +117,14 @@ async def discover(
     rows, sample_rows = DocRows(limit=limit if source.limited else None), SAMPLE_ROWS
     sample = await walk(reader, source, replace(rows, sample=sample_rows))
     if rows.limit is not None and rows.limit <= sample_rows:
-        return sample.infos(), None
+        return sample.infos()
     paths = sample.paths()
     if len(paths) > MAX_VERIFIED_PATHS:
-        return (await walk(reader, source, rows, source.wanted)).infos(), None
-    if guessing and source.page_rows:
-        return sample.infos(), guess(source, sample)
-    checks = known_keys(paths)
-    known = {path for path, _ in checks}
+        return (await walk(reader, source, rows, source.wanted)).infos()
+    children: dict[Path, set[str]] = {(): set()} | {path: set() for path in paths}
+    for path in paths:
+        children[path[:-1]].add(path[-1])
+    checks = [(path, tuple(sorted(keys))) for path, keys in children.items()]
     sql, params = source.discover.verification(checks, rows)
     masks = (await reader.fetch(sql, params=params))[0]
     result, other = Walk(), []
@@ -167,27 +140,22 @@ async def discover(
     if other:
         extra = await walk(reader, source, replace(rows, other_keys=tuple(other)))
         result.objects |= extra.objects
-        result.found |= {path: info for path, info in extra.found.items() if path not in known}
-    return result.infos(), None
+        result.found |= {path: info for path, info in extra.found.items() if path not in children}
+    return result.infos()
 
 
-async def plan(
-    reader: PgReader, query: FrameQuery, limit: int | None, guessing: bool = False
-) -> tuple[Flat, list[Guess]]:
-    """Discover the key paths of every flattened JSONB column and plan the columns; with
-    ``guessing``, the guesses the page statement must check (see ``discover``)."""
+async def plan(reader: PgReader, query: FrameQuery, limit: int | None) -> Flat:
+    """Discover the key paths of every flattened JSONB column and plan the columns."""
     flat: Flat = []
-    guesses: list[Guess] = []
     for source in query.flats:
         if source.wanted == []:  # no column of this document is asked for: nothing to discover
             continue
-        infos, guessed = await discover(reader, source, limit, guessing)
+        infos = await discover(reader, source, limit)
         columns = plan_columns(
             source.prefix, infos, secret=is_secret_key, exclude=source.exclude, wanted=source.wanted
         )
         flat += [(source.doc, col) for col in columns]
-        guesses += [guessed] if guessed is not None else []
-    return flat, guesses
+    return flat
 
 
 async def read_page(
@@ -199,19 +167,15 @@ async def read_page(
     limit: int | None,
     keys: bool = True,
     arrow: bool = False,
-    guesses: Sequence[Guess] = (),
-) -> tuple[pd.DataFrame, tuple[str, ...] | None, bool]:
-    """One page as a frame, (``keys``) the key of its last row (None when it is empty), and
-    whether a row holds anything its ``guesses`` lack; ``arrow``: columns Arrow can hold stay
-    the Arrow arrays parsed (``ArrowDtype``)."""
-    page = query.page(flat, after, limit, keys, guesses)
+) -> tuple[pd.DataFrame, tuple[str, ...] | None]:
+    """One page as a frame, and (``keys``) the key of its last row (None when it is empty);
+    ``arrow``: columns Arrow can hold stay the Arrow arrays parsed (``ArrowDtype``)."""
+    page = query.page(flat, after, limit, keys)
     data = await reader.copy_csv(page.sql, page.params, page.pick, page.fallback)
     selected = [name for name, _ in query.select]
     flattened = [col for _, col in flat]
     key_count = len(query.keys) if keys else 0
-    return frame_from_csv(
-        data, selected, fixed, flattened, key_count, dict(query.joined), arrow, flags=len(guesses)
-    )
+    return frame_from_csv(data, selected, fixed, flattened, key_count, dict(query.joined), arrow)
 
 
 async def read_frame(
@@ -221,16 +185,11 @@ async def read_frame(
     limit: int | None,
     arrow: bool = False,
 ) -> pd.DataFrame:
-    """The whole frame in one query: its flattened columns guessed from a sample and checked
-    in the same statement, read again with every document discovered if the guess was short."""
+    """The whole frame in one query."""
     if query.empty:
         return build_frame(fixed, [], {}, 0)
-    flat, guesses = await plan(reader, query, limit, guessing=True)
-    frame, _, outside = await read_page(reader, query, fixed, flat, None, limit, False, arrow, guesses)
-    if outside:
-        log.debug("a document holds key paths its sample lacked: discovering them all")
-        flat, _ = await plan(reader, query, limit)
-        frame, _, _ = await read_page(reader, query, fixed, flat, None, limit, keys=False, arrow=arrow)
+    flat = await plan(reader, query, limit)
+    frame, _ = await read_page(reader, query, fixed, flat, None, limit, keys=False, arrow=arrow)
     return frame
 
 
@@ -258,7 +217,7 @@ async def read_chunks(
     if query.empty:
         yield build_frame(fixed, [], {}, 0)
         return
-    flat, _ = await plan(reader, query, limit)
+    flat = await plan(reader, query, limit)
     bar = None
     if progress:
         sql, params = query.count(limit)
@@ -269,7 +228,7 @@ async def read_chunks(
         sent = False
         while left is None or left > 0:
             size = chunksize if left is None else min(chunksize, left)
-            frame, last, _ = await read_page(reader, query, fixed, flat, after, size, arrow=arrow)
+            frame, last = await read_page(reader, query, fixed, flat, after, size, arrow=arrow)
             if last is None:
                 break
             after = last

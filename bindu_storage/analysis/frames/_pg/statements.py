@@ -132,10 +132,7 @@ def _task_metadata_source(
         (), from_, tuple(where), tuple(p.params), _keys(info, "t", "tasks"),
         doc=_col(info, "t", "tasks", "metadata", "jsonb"),
     )
-    # limited: the frame's own tasks (tasks_frame); else every task of the filters (feedback_frame)
-    return FlatSource(
-        prefix, discover.doc or "", discover, wanted=wanted, limited=limited, page_rows=limited
-    )
+    return FlatSource(prefix, discover.doc or "", discover, wanted=wanted, limited=limited)
 
 
 # --- the loaders --------------------------------------------------------------------------------
@@ -254,7 +251,7 @@ def contexts_query(
         select, from_, tuple(where), tuple(p.params), keys,
         whole_from=whole, count_from=f"{s}.contexts c", selector=_row_key(info, "c", "contexts"),
     )
-    source = FlatSource("context_data", data, replace(base, doc=data), wanted=data_columns, page_rows=True)
+    source = FlatSource("context_data", data, replace(base, doc=data), wanted=data_columns)
     return replace(base, flats=(source,))
 
 
@@ -287,11 +284,7 @@ def feedback_query(
         select += (("context_id", "t.context_id::text"), ("state", "t.state::text"))
     chosen = Selector("fb.id", "bigint", from_, info.schema, "task_feedback")
     base = FrameQuery(select, from_, tuple(where), tuple(p.params), (("fb.id", "bigint"),), selector=chosen)
-    flats = [
-        FlatSource(
-            "feedback", data, replace(base, doc=data), FEEDBACK_OWN_KEYS, feedback_columns, page_rows=True
-        )
-    ]
+    flats = [FlatSource("feedback", data, replace(base, doc=data), FEEDBACK_OWN_KEYS, feedback_columns)]
     if with_task and task_metadata is not None:
         flats.append(_task_metadata_source(info, f, task_metadata, limited=False))
     return replace(base, flats=tuple(flats))
