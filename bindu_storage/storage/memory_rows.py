@@ -64,8 +64,8 @@ class TaskRow:
             "context_id": self.context_id,
             "kind": "task",
             "status": {"state": self.state, "timestamp": self.timestamp_text()},  # type: ignore[typeddict-item]
-            "history": self.history,
-            "artifacts": self.artifacts,
+            "history": self.history,  # type: ignore[typeddict-item]
+            "artifacts": self.artifacts,  # type: ignore[typeddict-item]
             "metadata": self.metadata,
         }
 
