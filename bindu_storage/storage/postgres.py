@@ -2,7 +2,9 @@
 
 Each operation validates its arguments, then runs one statement of ``storage.sql`` where SQL
 allows it (``update_task`` is one CTE that locks the row, de-duplicates appends, updates and
-logs the event), so a retry after a lost connection applies a write at most once. The pool, the
+logs the event; ``submit_task`` of a new task is one statement too, and only a continuation, a
+retry or a concurrent creation takes the short transaction), so a call is one round trip and a
+retry after a lost connection applies a write at most once. The pool, the
 lifecycle (``close()`` leaves the storage closed until ``connect()``) and the retries are
 ``PostgresBase``'s (``storage.postgres_base``).
 

@@ -47,11 +47,10 @@ _MISSING = object()
 # --- JSON helpers ---------------------------------------------------------------------------------
 
 
-_TYPE_NAMES: dict[type, str] = {
+_TYPE_NAMES: dict[type, str] = {  # json_type of the exact JSON-native types, by one look-up
     type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
     list: "array", dict: "object",
 }
-"""``json_type`` of the exact JSON-native types, by a dict look-up (the hot path of a frame)."""
 
 
 def _type_name(value: Any) -> str:
@@ -100,8 +99,7 @@ def get_path(doc: Any, path: tuple[str, ...]) -> Any:
 
 
 def _read(value: Any, kind: str, texts: dict[str, str] | None = None) -> Any:
-    """The column value for one JSON value, or _MISSING when it does not fit the kind
-    (``texts`` remembers ``redact_text`` of the strings seen, within one frame)."""
+    """One JSON value's column value, or _MISSING if it does not fit (``texts``: redactions seen)."""
     if value is _MISSING or value is None:
         return _MISSING
     if kind == "secret":
