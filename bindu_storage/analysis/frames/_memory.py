@@ -45,8 +45,6 @@ _MISSING = object()
 
 
 # --- JSON helpers ---------------------------------------------------------------------------------
-
-
 _TYPE_NAMES: dict[type, str] = {  # json_type of the exact JSON-native types, by one look-up
     type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
     list: "array", dict: "object",
@@ -188,8 +186,6 @@ def _array(value: Any) -> list[Any]:
 
 
 # --- loaders --------------------------------------------------------------------------------------
-
-
 async def task_records(storage: Storage, since: datetime | None = None) -> list[TaskRecord]:
     """The task records, oldest first: the storage's shared snapshot when it lends one (read
     only: the frame built from it is the copy), else its copied records."""
