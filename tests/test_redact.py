@@ -11,6 +11,7 @@ import time
 import uuid
 
 import pytest
+from conftest import execute
 
 from bindu_storage import InMemoryStorage, PostgresStorage
 from bindu_storage.analysis.frames import tasks_frame
@@ -144,7 +145,7 @@ async def test_frames_redact_by_the_rule(backend: str, pg_url: str) -> None:
     try:
         row = await _frame(storage)
         if backend == "postgres":
-            await storage.fetch(f'DROP SCHEMA "{schema}" CASCADE')
+            await execute(pg_url, f'DROP SCHEMA "{schema}" CASCADE')  # fetch() is read-only
     finally:
         await storage.close()
     text = repr(row)
