@@ -158,7 +158,7 @@ async def test_child_frames_of_an_upstream_schema(up: dict[str, Any]) -> None:
     contexts = await F.contexts_frame(url, schema=schema)
     assert contexts["context_id"].tolist() == [up["context"]] and contexts["task_count"].tolist() == [3]
     assert contexts["owner_did"].tolist() == ["did:bindu:caller"]
-    feedback = await F.feedback_frame(url, schema=schema, task_metadata=["agent"])
+    feedback = await F.feedback_frame(url, schema=schema, task_metadata_columns=["agent"])
     assert feedback["rating"].tolist() == [5] and feedback["comment"].tolist() == ["spot on"]
     assert feedback["feedback.metadata.channel"].tolist() == ["api"]
     assert feedback["feedback.task_id"].tolist() == [up["tasks"][0]]
