@@ -273,6 +273,18 @@ async def test_repr_masks_the_password(pg_url: str) -> None:
         assert password not in repr(storage)
 
 
+async def statements_of(conn: asyncpg.Connection, call: Awaitable[Any]) -> int:
+    """How many top-level statements ``call`` sent to this database (pg_stat_statements on
+    ``conn``): BEGIN, COMMIT and a pool's reset query count too."""
+    await conn.execute("SELECT pg_stat_statements_reset()")
+    await call
+    return await conn.fetchval(
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
+        " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
+        " AND s.toplevel AND s.query NOT ILIKE '%pg_stat_statements%'"
+    )
+
+
 async def test_operations_are_one_statement_each(fresh_database: str) -> None:
     """update_task, submit's continue and the CAS each reach the server as one statement."""
     storage = postgres_storage(fresh_database, schema="rt", run_migrations=True, pool_max=1)
@@ -282,21 +294,14 @@ async def test_operations_are_one_statement_each(fresh_database: str) -> None:
         async with storage:
             tid, cid = await new_task(storage)
 
-            async def statements_of(call: Awaitable[Any]) -> int:
-                await conn.execute("SELECT pg_stat_statements_reset()")
-                await call
-                return await conn.fetchval(
-                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
-                    " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
-                    " AND s.toplevel AND s.query ILIKE '%\"rt\".%'"
-                )
-
-            assert await statements_of(storage.update_task(
+            assert await statements_of(conn, storage.update_task(
                 tid, "working", new_messages=[message(tid, cid)], metadata={"a": 1}
             )) == 1
-            assert await statements_of(storage.update_task_state_if(tid, "working", "input-required")) == 1
-            assert await statements_of(storage.load_task(tid, history_length=1)) == 1
-            assert await statements_of(storage.list_contexts()) == 1
+            claim = storage.update_task_state_if(tid, "working", "input-required")
+            assert await statements_of(conn, claim) == 1
+            assert await statements_of(conn, storage.load_task(tid, history_length=1)) == 1
+            await storage.list_contexts()  # asyncpg introspects the uuid[] type once per connection
+            assert await statements_of(conn, storage.list_contexts()) == 1
     finally:
         await conn.close()
 
@@ -311,19 +316,10 @@ async def test_a_call_is_one_round_trip(fresh_database: str) -> None:
         async with storage:
             tid, cid = await new_task(storage)
 
-            async def statements_of(call: Awaitable[Any]) -> int:
-                await conn.execute("SELECT pg_stat_statements_reset()")
-                await call
-                return await conn.fetchval(
-                    "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s"
-                    " JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database()"
-                    " AND s.toplevel AND s.query NOT ILIKE '%pg_stat_statements%'"
-                )
-
             other = uuid.uuid4()
-            assert await statements_of(storage.submit_task(cid, message(other, cid))) == 1
-            assert await statements_of(storage.load_task(tid)) == 1
-            assert await statements_of(storage.store_task_feedback(tid, {"rating": 5})) == 1
+            assert await statements_of(conn, storage.submit_task(cid, message(other, cid))) == 1
+            assert await statements_of(conn, storage.load_task(tid)) == 1
+            assert await statements_of(conn, storage.store_task_feedback(tid, {"rating": 5})) == 1
             async with storage.connection() as lent:  # a lent connection is reset on its return
                 await lent.execute("SET work_mem = '7MB'")
             async with storage.connection() as lent:
