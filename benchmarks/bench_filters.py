@@ -97,8 +97,10 @@ async def measure(url: str, rounds: int) -> None:
         floor_s = statistics.median(times[(name, "floor")])
         for how, label in (("floor", "floor: raw @> query, same decoding"), ("ours", "find_tasks")):
             median = statistics.median(times[(name, how)])
-            print(f"{f'{name} {fragment} ({share:.1%}): {label}':44} {counts[name]:8,} {median:8.3f}"
-                  f" {median / floor_s:7.2f}")
+            print(
+                f"{f'{name} {fragment} ({share:.1%}): {label}':44} {counts[name]:8,} {median:8.3f}"
+                f" {median / floor_s:7.2f}"
+            )
 
 
 async def main(n: int, rounds: int, url: str | None) -> None:
