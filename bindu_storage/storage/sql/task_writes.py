@@ -173,20 +173,17 @@ class TaskWriteStatements:
              WHERE id = $1
                FOR UPDATE
         ),
-        add AS (  -- the new messages (h) and artifacts (a); an empty list given reads nothing
-            SELECT CASE WHEN $3::jsonb = '[]' THEN '[]'::jsonb ELSE (
-                       SELECT coalesce(jsonb_agg(m ORDER BY o), '[]'::jsonb)
-                         FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS x(m, o)
-                        WHERE NOT cur.history @> jsonb_build_array(
-                                      jsonb_build_object('message_id', m -> 'message_id'))
-                   ) END AS h,
-                   CASE WHEN $4::jsonb = '[]' THEN '[]'::jsonb ELSE (
-                       SELECT coalesce(jsonb_agg(a ORDER BY o), '[]'::jsonb)
-                         FROM jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(a, o)
-                        WHERE NOT coalesce(cur.artifacts, '[]') @> jsonb_build_array(
-                                      jsonb_build_object('artifact_id', a -> 'artifact_id'))
-                   ) END AS a
-              FROM cur
+        add_h AS (  -- the new messages
+            SELECT coalesce(jsonb_agg(m ORDER BY o), '[]'::jsonb) AS v
+              FROM cur, jsonb_array_elements($3::jsonb) WITH ORDINALITY AS x(m, o)
+             WHERE NOT cur.history @> jsonb_build_array(
+                           jsonb_build_object('message_id', m -> 'message_id'))
+        ),
+        add_a AS (  -- the new artifacts
+            SELECT coalesce(jsonb_agg(a ORDER BY o), '[]'::jsonb) AS v
+              FROM cur, jsonb_array_elements($4::jsonb) WITH ORDINALITY AS x(a, o)
+             WHERE NOT coalesce(cur.artifacts, '[]') @> jsonb_build_array(
+                           jsonb_build_object('artifact_id', a -> 'artifact_id'))
         ),
         upd AS (
             UPDATE {schema}.tasks t
@@ -202,16 +199,16 @@ class TaskWriteStatements:
                        ELSE $6::jsonb
                    END,
                    -- a document with nothing to add is kept as it is, not rebuilt (nor re-TOASTed)
-                   history = CASE WHEN add.h = '[]' THEN t.history ELSE t.history || add.h END,
-                   artifacts = CASE WHEN add.a = '[]' THEN coalesce(t.artifacts, '[]')
-                                    ELSE coalesce(t.artifacts, '[]') || add.a END,
+                   history = CASE WHEN add_h.v = '[]' THEN t.history ELSE t.history || add_h.v END,
+                   artifacts = CASE WHEN add_a.v = '[]' THEN coalesce(t.artifacts, '[]')
+                                    ELSE coalesce(t.artifacts, '[]') || add_a.v END,
                    metadata = CASE WHEN $5::jsonb = '{}' THEN coalesce(t.metadata, '{}')
                                    ELSE coalesce(t.metadata, '{}') || $5::jsonb END,
                    updated_at = now()
-              FROM cur, add
+              FROM cur, add_h, add_a
              WHERE t.id = cur.id
                AND (cur.state NOT IN ('canceled', 'completed', 'failed', 'rejected')
-                    OR (cur.state = $2 AND add.h = '[]' AND add.a = '[]'
+                    OR (cur.state = $2 AND add_h.v = '[]' AND add_a.v = '[]'
                         AND ($6::jsonb IS NULL OR $6::jsonb = cur.status_message)))
             RETURNING t.*
         ),
@@ -219,15 +216,15 @@ class TaskWriteStatements:
             INSERT INTO {schema}.task_events
                    (task_id, from_state, to_state, at, status_message, messages, artifacts)
             SELECT upd.id, cur.state, upd.state, upd.state_timestamp, upd.status_message,
-                   add.h, add.a
-              FROM upd, cur, add
+                   add_h.v, add_a.v
+              FROM upd, cur, add_h, add_a
              WHERE cur.state <> upd.state
                 OR upd.status_message IS DISTINCT FROM cur.status_message
-                OR add.h <> '[]'
-                OR add.a <> '[]'
+                OR add_h.v <> '[]'
+                OR add_a.v <> '[]'
         )
         SELECT cur.state AS prior_state,
-               (SELECT h <> '[]' OR a <> '[]' FROM add) AS grows,
+               (SELECT v FROM add_h) <> '[]' OR (SELECT v FROM add_a) <> '[]' AS grows,
                upd.id, upd.context_id, upd.state, upd.state_timestamp,
                upd.history, upd.artifacts, upd.metadata, upd.status_message
           FROM cur LEFT JOIN upd ON true
