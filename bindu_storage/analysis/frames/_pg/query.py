@@ -215,7 +215,7 @@ class FrameQuery:
         select = self.whole_select if whole and self.whole_select is not None else self.select
         cols = [f'{expr} AS "{alias}"' for alias, expr in select]
         cols += [f"{expr} AS _f{i}" for i, expr in enumerate(exprs)]
-        cols += [f"{_check(doc, known, excluded, p)} AS _c{i}" for i, (doc, known, excluded) in enumerate(checks)]
+        cols += [f"{_check(doc, known, skip, p)} AS _c{i}" for i, (doc, known, skip) in enumerate(checks)]
         if keys:
             cols += [f"({expr})::text AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
         head = PAGE_MARK + "SELECT " + ", ".join(cols)
