@@ -23,9 +23,9 @@ rows are the page rows (``FlatSource.limited``).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -58,23 +58,42 @@ class Guess:
         return [FlatColumn(f"\x00{self.index}.{key}", ((key,),), GUESS) for key in self.read]
 
 
+def first_bytes(texts: pa.ChunkedArray) -> np.ndarray:
+    """The first byte of each value (0 for a missing one), read from the arrays' buffers."""
+    parts = [np.zeros(0, dtype=np.uint8)]
+    for chunk in texts.chunks:
+        _, offsets_buf, data_buf = chunk.buffers()
+        if data_buf is None or len(chunk) == 0 or data_buf.size == 0:
+            parts.append(np.zeros(len(chunk), dtype=np.uint8))
+            continue
+        width = np.int64 if chunk.type == pa.large_string() else np.int32
+        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        data = np.frombuffer(data_buf, dtype=np.uint8)
+        starts = offsets[:-1]
+        first = data[np.minimum(starts, data.size - 1)]
+        parts.append(np.where(offsets[1:] > starts, first, 0).astype(np.uint8))  # 0: missing
+    return np.concatenate(parts)
+
+
+_TYPE_OF = {ord('"'): "string", ord("t"): "boolean", ord("f"): "boolean", ord("n"): "null", ord("["): "array"}
+
+
 def json_infos(key: str, texts: pa.ChunkedArray) -> PathInfo | None:
     """What discovery finds for ``key`` given its values' JSON texts (None: never present).
 
     Raises ``LookupError`` when a value is an object (the sample missed its paths).
     """
-    first = pc.utf8_slice_codeunits(texts, 0, 1)
-    chars = {c for c in pc.unique(first).to_pylist() if c is not None}
+    first = first_bytes(texts)
+    chars = set(np.unique(first).tolist()) - {0}
     if not chars:
         return None
-    if "{" in chars:
+    if ord("{") in chars:
         raise LookupError(key)
-    names = {'"': "string", "t": "boolean", "f": "boolean", "n": "null", "[": "array"}
-    types = {names.get(c, "number") for c in chars}
+    types = {_TYPE_OF.get(c, "number") for c in chars}
     all_int = True
     if "number" in types:
-        numbers = pc.and_(pc.invert(pc.is_in(first, value_set=pa.array(list(names)))), pc.is_valid(first))
-        values = texts.filter(pc.fill_null(numbers, False))
+        numbers = ~np.isin(first, [0, *_TYPE_OF])
+        values = texts.filter(pa.array(numbers))
         if pc.any(pc.match_substring(values, ".")).as_py():
             all_int = False
         else:
@@ -83,13 +102,14 @@ def json_infos(key: str, texts: pa.ChunkedArray) -> PathInfo | None:
     return PathInfo((key,), frozenset(types), all_int)
 
 
-def to_plain(texts: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
+def to_plain(texts: pa.ChunkedArray, info: PathInfo | None, kind: str) -> pa.ChunkedArray:
     """The values as the CSV of a planned column of ``kind`` gives them (strings unquoted,
-    JSON null a missing value; ``object`` stays JSON text)."""
+    JSON null a missing value; ``object`` stays JSON text). ``info``: the values' types."""
     if kind == "object":
         return texts
-    values = texts.combine_chunks()
-    values = pc.if_else(pc.equal(values, "null"), _NULL, values)
+    values = texts
+    if info is None or "null" in info.types:
+        values = pc.if_else(pc.equal(values, "null"), _NULL, values)
     if kind == "secret":
         out = pc.if_else(pc.is_valid(values), pa.scalar("***"), _NULL)
     elif kind == "bool":
@@ -102,24 +122,22 @@ def to_plain(texts: pa.ChunkedArray, kind: str) -> pa.ChunkedArray:
         out = _unquote(values)
     else:
         raise AssertionError(f"unknown column kind {kind!r}")
-    return pa.chunked_array([out])
+    return out
 
 
-def _unquote(values: pa.Array) -> pa.Array:
+def _unquote(values: pa.ChunkedArray) -> pa.ChunkedArray:
     """JSON string texts as the strings they hold (``json.loads`` only for those with escapes)."""
     inner = pc.utf8_slice_codeunits(values, 1, -1)
     escaped = pc.fill_null(pc.match_substring(values, "\\"), False)
     if pc.any(escaped).as_py():
         decoded = json.loads("[" + ",".join(values.filter(escaped).to_pylist()) + "]")
-        inner = pc.replace_with_mask(inner, escaped, pa.array(decoded, pa.string()))
+        replaced = pc.replace_with_mask(
+            inner.combine_chunks(), escaped.combine_chunks(), pa.array(decoded, pa.string())
+        )
+        return pa.chunked_array([replaced])
     return inner
 
 
 def flagged(check: pa.ChunkedArray) -> bool:
     """Whether any row's check flag is set."""
     return bool(pc.any(check).as_py())
-
-
-def keys_of(guesses: Sequence[Guess]) -> int:
-    """How many JSON-text columns the guesses read."""
-    return sum(len(g.read) for g in guesses)

@@ -273,17 +273,22 @@ async def _read_guessed(
         if not isinstance(entry, Guess):
             flat += [col for _, col in entry]
             continue
-        texts = {key: parsed.pop(col.name) for key, col in zip(entry.read, entry.columns(), strict=True)}
+        texts = {
+            key: parsed.pop(col.name)
+            for key, col in zip(entry.read, entry.columns(), strict=True)
+        }
         try:
-            infos = [info for key in entry.read if (info := json_infos(key, texts[key])) is not None]
+            found = {key: json_infos(key, texts[key]) for key in entry.read}
         except LookupError:  # an object under a key: paths the sample lacks
             return None
         source = query.flats[entry.index]
+        infos = [info for info in found.values() if info is not None]
         for col in plan_columns(
             source.prefix, infos, secret=is_secret_key, exclude=source.exclude, wanted=source.wanted
         ):
-            if col.paths[0][0] in texts and len(col.paths[0]) == 1:
-                parsed[col.name] = to_plain(texts[col.paths[0][0]], col.kind)
+            key = col.paths[0][0]
+            if len(col.paths[0]) == 1 and key in texts:
+                parsed[col.name] = to_plain(texts[key], found[key], col.kind)
             flat.append(col)
     return frame_from_columns(parsed, length, fixed, flat, dict(query.joined), arrow)
 
