@@ -68,6 +68,7 @@ def first_bytes(texts: pa.ChunkedArray) -> np.ndarray:
             continue
         width = np.int64 if chunk.type == pa.large_string() else np.int32
         offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        offsets = offsets.astype(np.int64)
         data = np.frombuffer(data_buf, dtype=np.uint8)
         starts = offsets[:-1]
         first = data[np.minimum(starts, data.size - 1)]
