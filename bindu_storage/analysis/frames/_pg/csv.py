@@ -12,7 +12,7 @@ column straight into its frame dtype (``_columns``) with explicit types, never i
 * floats are written shortest-exact (``extra_float_digits``) and JSON numbers as their decimal
   text, which pyarrow parses correctly rounded, as PostgreSQL's own ``::float8`` does;
 * flattened JSON booleans arrive as ``true``/``false``; ``object`` columns as JSON text, decoded
-  in one ``json.loads`` and redacted;
+  in one call and redacted;
 * task states become categorical codes without a Python string per row.
 """
 
@@ -38,6 +38,7 @@ from bindu_storage.analysis.frames._columns import (
 )
 from bindu_storage.analysis.frames._pg.guess import CHECK, GUESS
 from bindu_storage.analysis.redact import redact, redact_arrow
+from bindu_storage.storage.codec import _loads as loads_json  # orjson, exact for long numbers
 
 KEY = "key"
 """The kind of a keyset key column: text, handed back to the next page query."""
@@ -52,12 +53,12 @@ _NAT = np.iinfo(np.int64).min
 
 
 def decode_json(column: pa.ChunkedArray) -> Any:
-    """An ``object`` array of JSON texts (null for missing) decoded in one ``json.loads``,
-    secrets redacted."""
+    """An ``object`` array of JSON texts (null for missing) decoded in one call (orjson, or
+    ``json`` when a number may exceed 64 bits: the storage's own decoding), secrets redacted."""
     texts = column.combine_chunks().cast(pa.large_string()).fill_null("null")
     everything = pa.LargeListArray.from_arrays(pa.array([0, len(texts)], pa.int64()), texts)
-    joined = pc.binary_join(everything, pa.scalar(",", pa.large_string()))[0].as_py()
-    values = np.fromiter(json.loads("[" + joined + "]"), dtype=object, count=len(texts))
+    joined = pc.binary_join(everything, pa.scalar(",", pa.large_string())).cast(pa.large_binary())
+    values = np.fromiter(loads_json(b"[" + joined[0].as_py() + b"]"), dtype=object, count=len(texts))
     for i in np.flatnonzero(pc.match_substring(texts, "{").to_numpy(zero_copy_only=False)):
         values[i] = redact(values[i])  # only an object has keys to redact
     return object_column(values)

@@ -20,6 +20,7 @@ from the last completed chunk.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -218,13 +219,13 @@ class PgReader:
             statement = statements[0]
             if first is not None and not await conn.fetchval(first[0], *first[1]):
                 statement = statements[1]
-            parts: list[bytes] = []  # new on each attempt: a resumed read starts afresh
+            out = io.BytesIO()  # new on each attempt: a resumed read starts afresh
 
-            async def keep(chunk: bytes) -> None:  # a file would be written through a thread pool
-                parts.append(bytes(chunk))
+            async def keep(chunk: bytes) -> None:  # a file object would be written through a thread pool
+                out.write(chunk)
 
             await conn.copy_from_query(statement, output=keep, format="csv")
-            return b"".join(parts)
+            return out.getvalue()
 
         data: bytes = await self._run(work, params)
         return data
