@@ -87,29 +87,62 @@ async def test_types_the_sample_lacks_come_from_the_page(
     """Same keys everywhere, other types later: typed on the client, no second read."""
     metadata = [
         {"v": 1, "s": "plain", "b": True, "m": 1, "arr": [1, "x"], "api_key": "sk-1", "big": 1, "n": None},
-        {"v": 2.5, "s": ESCAPED, "b": None, "m": "two", "arr": None, "api_key": None, "big": 2**63,
-         "n": None},
-        {"v": -(2**63), "s": "", "b": False, "m": [3], "arr": [{"token": "t", "k": 1}], "api_key": "sk-2",
-         "big": 10**18, "n": None},
-        {"v": 10**18, "s": "https://u:pw@host/x?access_token=abc", "b": True, "m": None, "arr": [],
-         "api_key": "k", "big": 1, "n": None},
+        {
+            "v": 2.5,
+            "s": ESCAPED,
+            "b": None,
+            "m": "two",
+            "arr": None,
+            "api_key": None,
+            "big": 2**63,
+            "n": None,
+        },
+        {
+            "v": -(2**63),
+            "s": "",
+            "b": False,
+            "m": [3],
+            "arr": [{"token": "t", "k": 1}],
+            "api_key": "sk-2",
+            "big": 10**18,
+            "n": None,
+        },
+        {
+            "v": 10**18,
+            "s": "https://u:pw@host/x?access_token=abc",
+            "b": True,
+            "m": None,
+            "arr": [],
+            "api_key": "k",
+            "big": 1,
+            "n": None,
+        },
     ]
     memory = await both(metadata, pg_storage)
     frame = await compare(pg_storage, memory, fallbacks, F.tasks_frame)
     assert fallbacks == ["guess"], "the guess held"
     dtypes = {c: str(frame[c].dtype) for c in frame.columns if c.startswith("metadata.")}
     assert dtypes == {
-        "metadata.api_key": "str", "metadata.arr": "object", "metadata.b": "boolean",
-        "metadata.big": "float64", "metadata.m": "object", "metadata.n": "object",
-        "metadata.s": "str", "metadata.v": "float64",
+        "metadata.api_key": "str",
+        "metadata.arr": "object",
+        "metadata.b": "boolean",
+        "metadata.big": "float64",
+        "metadata.m": "object",
+        "metadata.n": "object",
+        "metadata.s": "str",
+        "metadata.v": "float64",
     }
     assert frame["metadata.s"].tolist()[:3] == ["plain", ESCAPED, ""]
     assert frame["metadata.s"].iloc[3] == "https://u:***@host/x?access_token=***"
     assert frame["metadata.api_key"].iloc[0] == "***" and pd.isna(frame["metadata.api_key"].iloc[1])
     assert frame["metadata.arr"].iloc[2] == [{"token": "***", "k": 1}]
     assert frame["metadata.m"].tolist()[:3] == [1, "two", [3]]
-    for kwargs in ({"metadata_columns": ["v", "nope", "s.x", "api_key"]}, {"limit": 3},
-                   {"dtype_backend": "pyarrow"}, {"columns": ["id", "metadata.b"]}):
+    for kwargs in (
+        {"metadata_columns": ["v", "nope", "s.x", "api_key"]},
+        {"limit": 3},
+        {"dtype_backend": "pyarrow"},
+        {"columns": ["id", "metadata.b"]},
+    ):
         await compare(pg_storage, memory, fallbacks, F.tasks_frame, **kwargs)
         assert fallbacks == ["guess"], kwargs
 
@@ -139,8 +172,11 @@ async def test_an_object_under_a_key_with_its_own_column_is_found(
     pg_storage: PostgresStorage, fallbacks: list[str]
 ) -> None:
     """``feedback_frame`` does not flatten ``rating``: an object there is still discovered."""
-    feedback = [{"rating": 4, "channel": "web"}, {"rating": {"score": 5}, "channel": "app"},
-                {"rating": 3, "channel": "web", "comment": "ok"}]
+    feedback = [
+        {"rating": 4, "channel": "web"},
+        {"rating": {"score": 5}, "channel": "app"},
+        {"rating": 3, "channel": "web", "comment": "ok"},
+    ]
     memory = await both([{"v": 1}] * 3, pg_storage, feedback)
     frame = await compare(pg_storage, memory, fallbacks, F.feedback_frame)
     assert fallbacks == ["guess", "full"]
@@ -152,8 +188,11 @@ async def test_an_object_under_a_key_with_its_own_column_is_found(
 
 
 async def test_a_flat_guess_holds_for_feedback(pg_storage: PostgresStorage, fallbacks: list[str]) -> None:
-    feedback = [{"rating": 4, "channel": "web", "tags": ["a"], "comment": "c", "feedback": None},
-                {"rating": 5.0, "channel": 7, "comment": "c"}, {"rating": 1, "tags": None, "feedback": "f"}]
+    feedback = [
+        {"rating": 4, "channel": "web", "tags": ["a"], "comment": "c", "feedback": None},
+        {"rating": 5.0, "channel": 7, "comment": "c"},
+        {"rating": 1, "tags": None, "feedback": "f"},
+    ]
     memory = await both([{"v": 1}] * 3, pg_storage, feedback)
     frame = await compare(pg_storage, memory, fallbacks, F.feedback_frame, with_task=True)
     assert fallbacks == ["guess"]
