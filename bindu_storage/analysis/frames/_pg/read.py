@@ -4,8 +4,11 @@ Rows arrive as CSV from ``COPY (SELECT ...) TO STDOUT`` and become columns in ``
 (no Python object per cell). Memory stays constant while streaming: each chunk is one ``LIMIT``
 query starting after the key of the last row read (never ``OFFSET``), decoded and handed out
 before the next is read. The flattened columns are planned once, before the first chunk, so
-every chunk has the same columns and dtypes. A chunk interrupted by a recovery conflict or a
-lost connection is read again from the same key (``PgReader``).
+every chunk has the same columns and dtypes. A whole read (one query) skips discovery's
+verification pass when the sample is flat: it types the sampled keys from the page's own JSON
+text (``guess``), and reads again after full discovery when the page shows what the sample
+missed. A chunk interrupted by a recovery conflict or a lost connection is read again from the
+same key (``PgReader``).
 """
 
 from __future__ import annotations
