@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -67,8 +68,8 @@ def first_bytes(texts: pa.ChunkedArray) -> np.ndarray:
             parts.append(np.zeros(len(chunk), dtype=np.uint8))
             continue
         width = np.int64 if chunk.type == pa.large_string() else np.int32
-        offsets = np.frombuffer(offsets_buf, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-        offsets = offsets.astype(np.int64)
+        window = np.frombuffer(offsets_buf, dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
+        offsets: np.ndarray[Any, np.dtype[np.int64]] = window.astype(np.int64)
         data = np.frombuffer(data_buf, dtype=np.uint8)
         starts = offsets[:-1]
         first = data[np.minimum(starts, data.size - 1)]
