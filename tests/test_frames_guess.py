@@ -38,8 +38,9 @@ async def seed_docs(st: Storage, metadata: list[dict[str, Any]], feedback: list[
 def fallbacks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """What a read ran: ``guess`` for a page read on a guess, ``full`` for a full discovery
     (``plan``: a chunked read's, or a whole read's after a failed guess); with a one-document
-    sample, so that later documents hold what the sample lacks."""
+    sample, so that later documents hold what the sample lacks, and no limit on the keys guessed)."""
     monkeypatch.setattr(frames_read, "SAMPLE_ROWS", 1)
+    monkeypatch.setattr(frames_read, "GUESS_MAX_KEYS", 256)  # these documents' keys all guessed
     calls: list[str] = []
     full, guessed = frames_read.plan, frames_read._read_guessed
 
@@ -197,3 +198,15 @@ async def test_a_flat_guess_holds_for_feedback(pg_storage: PostgresStorage, fall
     frame = await compare(pg_storage, memory, fallbacks, F.feedback_frame, with_task=True)
     assert fallbacks == ["guess"]
     assert str(frame["feedback.channel"].dtype) == "object" and frame["rating"].tolist() == [4, 5, 1]
+
+
+async def test_documents_with_many_keys_are_verified_not_guessed(
+    pg_storage: PostgresStorage, fallbacks: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``GUESS_MAX_KEYS`` sampled keys the read verifies the sample's keys before the page."""
+    monkeypatch.setattr(frames_read, "GUESS_MAX_KEYS", 4)
+    many = {f"k{i}": i for i in range(5)}
+    memory = await both([many, {**many, "k0": "zero"}, {"k9": True}], pg_storage)
+    frame = await compare(pg_storage, memory, fallbacks, F.tasks_frame)
+    assert fallbacks == [], "neither a guessed page nor a second read"
+    assert frame["metadata.k0"].tolist() == [0, "zero", None] and frame["metadata.k9"].tolist()[2] is True
