@@ -10,7 +10,8 @@ none). Then, ``--rounds`` times (default 5), interleaved, each in a fresh proces
   script's own two lines, run by this interpreter) and the floor as a ``python -c`` command,
   each timed from the outside (interpreter start and imports included).
 
-Prints medians and ``x floor``. ADBC is a benchmark-only dependency (``pip install
+Prints medians and ``x floor``; ``--baseline DIR`` also runs our export imported from another
+checkout (say, main's worktree) in the same rounds. ADBC is a benchmark-only dependency (``pip install
 adbc-driver-postgresql``). Run: ``python benchmarks/bench_export.py [--tasks 200000]
 [--rounds 5] [--database-url URL]``.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,10 +56,12 @@ print(time.perf_counter() - started)
 """
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """(Seconds from the outside, seconds the command reports after its imports)."""
+def timed(command: list[str], pythonpath: str | None = None) -> tuple[float, float]:
+    """(Seconds from the outside, seconds the command reports after its imports); ``pythonpath``:
+    the checkout of bindu_storage the command imports."""
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath is not None else None
     started = time.perf_counter()
-    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(command, check=True, capture_output=True, text=True, env=env).stdout
     outside = time.perf_counter() - started
     try:
         inside = float(out.strip().splitlines()[-1])
@@ -66,8 +70,9 @@ def timed(command: list[str]) -> tuple[float, float]:
     return outside, inside
 
 
-def measure(url: str, rounds: int) -> None:
-    """Time ours and the floor, in process and as commands, interleaved."""
+def measure(url: str, rounds: int, baseline: str | None = None) -> None:
+    """Time ours and the floor, in process and as commands, interleaved (with ``baseline``, ours
+    from that checkout too)."""
     folder = Path(tempfile.mkdtemp(prefix="bench-export-"))
     try:
         sql_file = folder / "tasks.sql"
@@ -81,11 +86,17 @@ def measure(url: str, rounds: int) -> None:
             "command: bindu-storage export tasks":
                 [*cli, "export", "tasks", "--to", out["c"], "--database-url", url, "--no-progress"],
         }
+        paths: dict[str, str | None] = {name: None for name in runs}
+        if baseline is not None:
+            for name in ("in process: export tasks", "command: bindu-storage export tasks"):
+                runs[f"{name} [baseline]"] = [*runs[name][:-1], runs[name][-1]]
+                paths[f"{name} [baseline]"] = baseline
         times: dict[str, list[float]] = {name: [] for name in [*runs, "command: floor (python -c)"]}
         for r in range(rounds):
             order = list(runs.items())
-            for name, command in order[r % 3:] + order[: r % 3]:
-                outside, inside = timed(command)
+            shift = r % len(order)
+            for name, command in order[shift:] + order[:shift]:
+                outside, inside = timed(command, paths[name])
                 if name.startswith("in process"):
                     times[name].append(inside)
                     if "floor" in name:
@@ -99,9 +110,9 @@ def measure(url: str, rounds: int) -> None:
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     floors = {"in process": medians["in process: floor (ADBC -> write_table)"],
               "command": medians["command: floor (python -c)"]}
-    print(f"\n{'export of the tasks to Parquet':44} {'median s':>8} {'x floor':>7}")
+    print(f"\n{'export of the tasks to Parquet':55} {'median s':>8} {'x floor':>7}")
     for name, median in medians.items():
-        print(f"{name:44} {median:8.3f} {median / floors[name.split(':')[0]]:7.2f}")
+        print(f"{name:55} {median:8.3f} {median / floors[name.split(':')[0]]:7.2f}")
     print("file sizes:", json.dumps(sizes))
 
 
@@ -110,13 +121,15 @@ if __name__ == "__main__":
     parser.add_argument("--tasks", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--database-url", help="an existing database (default: a throwaway server)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also run our export from this checkout (its PYTHONPATH), e.g. main's worktree")
     args = parser.parse_args()
     if args.database_url:
         asyncio.run(prepare(args.database_url, args.tasks))
-        measure(args.database_url, args.rounds)
+        measure(args.database_url, args.rounds, args.baseline)
     else:
         from bindu_storage.testing import TemporaryPostgres
 
         with TemporaryPostgres() as server:
             asyncio.run(prepare(server.url, args.tasks))
-            measure(server.url, args.rounds)
+            measure(server.url, args.rounds, args.baseline)

@@ -14,8 +14,10 @@ then runs, ``--rounds`` times (default 5) in a rotating order, each contender in
 
 Prints the median and best time, rows, peak memory, and each frame's median ÷ the fastest peer's
 median (``x peer``). Peers are benchmark-only dependencies: ``pip install adbc-driver-postgresql
-connectorx``. Run: ``python benchmarks/bench_frames.py [--tasks 200000] [--rounds 5]
-[--only tasks,feedback,messages,metadata,chunked] [--database-url URL]``.
+connectorx``. ``--baseline DIR`` also runs our frames imported from another checkout (say, main's
+worktree), in the same rounds, for before/after ratios measured together. Run: ``python
+benchmarks/bench_frames.py [--tasks 200000] [--rounds 5] [--only tasks,feedback,messages,metadata,chunked]
+[--database-url URL] [--baseline DIR]``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -51,6 +54,8 @@ class Contender:
     peak_mib: list[float] = field(default_factory=list)
     rows: int = 0
     columns: int = 0
+    pythonpath: str | None = None
+    """Another checkout of bindu_storage to import (``--baseline``), else this interpreter's."""
 
 
 def literal(text: str) -> str:
@@ -213,8 +218,8 @@ async def prepare(url: str, n: int) -> int:
         await conn.close()
 
 
-async def contenders(url: str, only: list[str]) -> list[Contender]:
-    """Every contender of the groups asked for."""
+async def contenders(url: str, only: list[str], baseline: str | None = None) -> list[Contender]:
+    """Every contender of the groups asked for (with ``baseline``, our frames from that checkout too)."""
     meta = await flat_sql(url, "tasks", "t.metadata", {})
     keys = [e.rsplit(' AS "metadata.', 1)[1].rstrip('"') for e in meta]
     fb = await flat_sql(url, "feedback", "fb.feedback_data", {})
@@ -237,17 +242,25 @@ async def contenders(url: str, only: list[str]) -> list[Contender]:
     for group, sql in peers.items():
         for how in ("adbc", "connectorx"):
             groups[group].append(Contender(group, f"  {how} -> pandas", how, sql=sql))
-    for group in ("metadata", "chunked"):  # compared with the peers of the whole tasks frame
-        groups[group] = groups[group]
+    if baseline is not None:
+        for cs in groups.values():
+            ours = [c for c in cs if c.how == "ours"]
+            cs[len(ours):len(ours)] = [
+                Contender(c.group, f"{c.name} [baseline]", "ours", c.frame, c.kwargs, pythonpath=baseline)
+                for c in ours
+            ]
     return [c for name, cs in groups.items() if not only or name in only for c in cs]
 
 
 def run_child(contender: Contender, url: str) -> None:
     """One round of ``contender`` in a fresh process."""
     spec = {"how": contender.how, "frame": contender.frame, "kwargs": contender.kwargs, "sql": contender.sql}
+    env = None
+    if contender.pythonpath is not None:
+        env = {**os.environ, "PYTHONPATH": contender.pythonpath}
     out = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec), "--database-url", url],
-        check=True, capture_output=True, text=True,
+        check=True, capture_output=True, text=True, env=env,
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     contender.times.append(result["seconds"])
@@ -272,15 +285,15 @@ def report(n: int, all_: list[Contender]) -> None:
               f" {max(c.peak_mib):8.0f} {ratio:6.2f}")
 
 
-async def main(n: int, rounds: int, only: list[str], url: str | None) -> None:
+async def main(n: int, rounds: int, only: list[str], url: str | None, baseline: str | None = None) -> None:
     if url is None:
         from bindu_storage.testing import TemporaryPostgres
 
         with TemporaryPostgres() as server:
-            await main(n, rounds, only, server.url)
+            await main(n, rounds, only, server.url, baseline)
         return
     held = await prepare(url, n)
-    everyone = await contenders(url, only)
+    everyone = await contenders(url, only, baseline)
     for r in range(rounds):
         shift = r % len(everyone)
         for contender in everyone[shift:] + everyone[:shift]:
@@ -295,9 +308,12 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", default="", help="groups: tasks,feedback,messages,metadata,chunked")
     parser.add_argument("--database-url", help="an existing database (default: a throwaway server)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also run our frames from this checkout (its PYTHONPATH), e.g. main's worktree")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(json.loads(args.child), args.database_url)
         sys.exit(0)
-    asyncio.run(main(args.tasks, args.rounds, [x for x in args.only.split(",") if x], args.database_url))
+    only = [x for x in args.only.split(",") if x]
+    asyncio.run(main(args.tasks, args.rounds, only, args.database_url, args.baseline))

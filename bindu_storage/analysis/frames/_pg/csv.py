@@ -12,7 +12,7 @@ column straight into its frame dtype (``_columns``) with explicit types, never i
 * floats are written shortest-exact (``extra_float_digits``) and JSON numbers as their decimal
   text, which pyarrow parses correctly rounded, as PostgreSQL's own ``::float8`` does;
 * flattened JSON booleans arrive as ``true``/``false``; ``object`` columns as JSON text, decoded
-  in one ``json.loads`` and redacted;
+  in one call and redacted;
 * task states become categorical codes without a Python string per row.
 """
 
@@ -36,7 +36,9 @@ from bindu_storage.analysis.frames._columns import (
     object_column,
     series,
 )
+from bindu_storage.analysis.frames._pg.guess import CHECK, GUESS
 from bindu_storage.analysis.redact import redact, redact_arrow
+from bindu_storage.storage.codec import _loads as loads_json  # orjson, exact for long numbers
 
 KEY = "key"
 """The kind of a keyset key column: text, handed back to the next page query."""
@@ -44,19 +46,19 @@ KEY = "key"
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(), "secret": pa.string(), "state": pa.string(), "object": pa.string(),
     KEY: pa.string(), "int": pa.int64(), "Int64": pa.int64(), "float": pa.float64(),
-    "bool": pa.bool_(), "ts": pa.timestamp("us", tz="UTC"),
+    "bool": pa.bool_(), "ts": pa.timestamp("us", tz="UTC"), GUESS: pa.string(), CHECK: pa.bool_(),
 }
 _STATES = pa.array(STATES, type=pa.string())
 _NAT = np.iinfo(np.int64).min
 
 
 def decode_json(column: pa.ChunkedArray) -> Any:
-    """An ``object`` array of JSON texts (null for missing) decoded in one ``json.loads``,
-    secrets redacted."""
+    """An ``object`` array of JSON texts (null for missing) decoded in one call (orjson, or
+    ``json`` when a number may exceed 64 bits: the storage's own decoding), secrets redacted."""
     texts = column.combine_chunks().cast(pa.large_string()).fill_null("null")
     everything = pa.LargeListArray.from_arrays(pa.array([0, len(texts)], pa.int64()), texts)
-    joined = pc.binary_join(everything, pa.scalar(",", pa.large_string()))[0].as_py()
-    values = np.fromiter(json.loads("[" + joined + "]"), dtype=object, count=len(texts))
+    joined = pc.binary_join(everything, pa.scalar(",", pa.large_string())).cast(pa.large_binary())
+    values = np.fromiter(loads_json(b"[" + joined[0].as_py() + b"]"), dtype=object, count=len(texts))
     for i in np.flatnonzero(pc.match_substring(texts, "{").to_numpy(zero_copy_only=False)):
         values[i] = redact(values[i])  # only an object has keys to redact
     return object_column(values)
@@ -76,8 +78,8 @@ def read_csv(data: bytes, kinds: Sequence[str]) -> list[pa.ChunkedArray]:
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
-            true_values=["true"],
-            false_values=["false"],
+            true_values=["true", "t"],  # JSON booleans; SQL booleans (checks)
+            false_values=["false", "f"],
         ),
     )
     return table.columns
@@ -156,11 +158,26 @@ def frame_from_csv(
     kind_of = dict(fixed)
     kinds = [kind_of[name] for name in selected] + [col.kind for col in flat] + [KEY] * keys
     columns = read_csv(data, kinds)
-    for i, name in enumerate(selected):
-        if name in joined:
-            columns[i] = pa.chunked_array([join_strings(columns[i], joined[name])])
+    named = columns[: len(selected) + len(flat)]
     length = len(columns[0]) if columns else 0
-    parsed = dict(zip([*selected, *(col.name for col in flat)], columns, strict=False))
+    parsed = dict(zip([*selected, *(col.name for col in flat)], named, strict=True))
+    frame = frame_from_columns(parsed, length, fixed, flat, joined, arrow)
+    last = tuple(column[length - 1].as_py() for column in columns[len(named):]) if length and keys else None
+    return frame, last
+
+
+def frame_from_columns(
+    parsed: dict[str, pa.ChunkedArray],
+    length: int,
+    fixed: Sequence[tuple[str, str]],
+    flat: Sequence[FlatColumn],
+    joined: Mapping[str, str],
+    arrow: bool = False,
+) -> pd.DataFrame:
+    """The frame of parsed CSV columns by name (``frame_from_csv``; absent ones are null)."""
+    for name, separator in joined.items():
+        if name in parsed:
+            parsed[name] = pa.chunked_array([join_strings(parsed[name], separator)])
     for col in flat:  # credentials inside JSON string values (the same rule as the memory backend)
         if col.kind == "str" and parsed.get(col.name) is not None:
             parsed[col.name] = redact_arrow(parsed[col.name])
@@ -168,5 +185,4 @@ def frame_from_csv(
     for name, kind in [*fixed, *((col.name, col.kind) for col in flat)]:
         column = parsed.get(name)
         frame[name] = series([None] * length, kind) if column is None else to_array(column, kind, arrow)
-    last = tuple(column[length - 1].as_py() for column in columns[len(parsed):]) if length and keys else None
-    return pd.DataFrame(frame, index=pd.RangeIndex(length), copy=False), last
+    return pd.DataFrame(frame, index=pd.RangeIndex(length), copy=False)

@@ -219,8 +219,12 @@ class PgReader:
             statement = statements[0]
             if first is not None and not await conn.fetchval(first[0], *first[1]):
                 statement = statements[1]
-            out = io.BytesIO()  # a new buffer on each attempt: a resumed read starts afresh
-            await conn.copy_from_query(statement, output=out, format="csv")
+            out = io.BytesIO()  # new on each attempt: a resumed read starts afresh
+
+            async def keep(chunk: bytes) -> None:  # a file object would be written through a thread pool
+                out.write(chunk)
+
+            await conn.copy_from_query(statement, output=keep, format="csv")
             return out.getvalue()
 
         data: bytes = await self._run(work, params)
