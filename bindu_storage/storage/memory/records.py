@@ -60,8 +60,8 @@ class MemoryRecords(MemoryState):
         v.check_window(limit, offset, "limit")
         events: Iterable[dict[str, Any]] = self._events.values()
         if task_id is not None:
-            attached = self._attached.get(v.as_uuid(task_id, "task_id"))
-            events = (self._events[i] for i in attached.event_ids) if attached else ()
+            _, row = self._task_of(task_id)
+            events = (self._events[i] for i in row.event_ids) if row is not None else ()
         state_changes = (e for e in events if e["from_state"] != e["to_state"])
         return [
             {k: e[k] for k in ("id", "task_id", "from_state", "to_state", "at")}  # type: ignore[misc]
