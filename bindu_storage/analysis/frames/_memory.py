@@ -372,26 +372,41 @@ async def feedback_columns(
     task_metadata: list[str] | None,
     feedback_keys: list[str] | None,
 ) -> tuple[Columns, list[FlatColumn]]:
-    """The columns of ``feedback_frame``."""
-    tasks = {r["task"]["id"]: r for r in await select_tasks(storage, f)}
-    entries = [
-        e for e in await feedback_records(storage)
-        if e["task_id"] in tasks and within(e["created_at"], since, until)
-    ]
-    entries = _limit(entries, limit)
-    out: Columns = defaultdict(list)
-    for e in entries:
-        data = e["feedback_data"]
-        out["id"].append(e["id"])
-        out["task_id"].append(str(e["task_id"]))
-        out["created_at"].append(e["created_at"])
-        out["rating"].append(as_rating(data.get("rating")))
-        comment = _str(data.get("comment"))
-        out["comment"].append(comment if comment is not None else _str(data.get("feedback")))
-        if with_task:
-            task = tasks[e["task_id"]]["task"]
-            out["context_id"].append(str(task["context_id"]))
-            out["state"].append(task["status"]["state"])
+    """The columns of ``feedback_frame``.
+
+    Without task filters (and without task metadata columns, planned from every task), a
+    storage lending snapshots lends only the tasks that have feedback: none without
+    ``with_task``."""
+    snapshots = record_snapshots(storage)
+    if snapshots is not None and f == _NO_FILTERS and (not with_task or task_metadata is None):
+        entries = [e for e in snapshots.feedback_snapshot() if within(e["created_at"], since, until)]
+        entries = _limit(entries, limit)
+        tasks = {
+            r["task"]["id"]: r
+            for r in snapshots.task_snapshot(task_ids=dict.fromkeys(e["task_id"] for e in entries))
+        } if with_task else {}
+    else:
+        tasks = {r["task"]["id"]: r for r in await select_tasks(storage, f)}
+        entries = [
+            e for e in await feedback_records(storage)
+            if e["task_id"] in tasks and within(e["created_at"], since, until)
+        ]
+        entries = _limit(entries, limit)
+    data = [e["feedback_data"] for e in entries]
+    out: Columns = {
+        "id": list(map(itemgetter("id"), entries)),
+        "task_id": [str(e["task_id"]) for e in entries],
+        "created_at": list(map(itemgetter("created_at"), entries)),
+        "rating": [
+            r if type(r := d.get("rating")) is int and -_RATING_LIMIT < r < _RATING_LIMIT else as_rating(r)
+            for d in data
+        ],
+        "comment": [c if isinstance(c := d.get("comment"), str) else _str(d.get("feedback")) for d in data],
+    }
+    if with_task:
+        joined = [tasks[e["task_id"]]["task"] for e in entries]
+        out["context_id"] = [str(task["context_id"]) for task in joined]
+        out["state"] = [task["status"]["state"] for task in joined]
     docs = [e["feedback_data"] for e in entries]
     flat = plan("feedback", docs, feedback_keys, FEEDBACK_OWN_KEYS)
     _add_flat(out, flat, docs)
