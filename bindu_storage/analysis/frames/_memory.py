@@ -303,24 +303,62 @@ def _mean(ratings: list[int | None]) -> float | None:
 
 
 async def items_columns(storage: Storage, f: TaskFilters, limit: int | None, kind: str) -> Columns:
-    """The columns of ``messages_frame`` (kind ``history``) or ``artifacts_frame`` (``artifacts``)."""
+    """The columns of ``messages_frame`` (kind ``history``) or ``artifacts_frame`` (``artifacts``),
+    each built by one pass over the items."""
     fields = ("message_id", "role") if kind == "history" else ("artifact_id", "name", "description")
-    out: Columns = defaultdict(list)
-    n = 0
-    for r in await select_tasks(storage, f):
-        task = r["task"]
-        for position, item in enumerate(_array(task.get(kind))):
-            if limit is not None and n >= limit:
-                return out
-            n += 1
-            out["task_id"].append(str(task["id"]))
-            out["context_id"].append(str(task["context_id"]))
-            out["position"].append(position)
-            for name in fields:
-                out[name].append(_id(item.get(name)) if isinstance(item, dict) else None)
-            out["text"].append(parts_text(item))
-            out["part_kinds"].append(parts_kinds(item))
+    tasks = [r["task"] for r in await select_tasks(storage, f)]
+    arrays = [a if isinstance(a := task.get(kind), list) else [] for task in tasks]
+    items = list(itertools.chain.from_iterable(arrays))
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        return {}
+    counts, owners = [], []
+    left = len(items)
+    for task, array in zip(tasks, arrays, strict=True):
+        if array and left:
+            counts.append(min(len(array), left))
+            owners.append(task)
+            left -= counts[-1]
+    out: Columns = {
+        "task_id": _repeat([str(task["id"]) for task in owners], counts),
+        "context_id": _repeat([str(task["context_id"]) for task in owners], counts),
+        "position": list(itertools.chain.from_iterable(map(range, counts))),
+    }
+    for name in fields:
+        out[name] = [
+            (v if isinstance(v := item.get(name), str) else _id(v)) if isinstance(item, dict) else None
+            for item in items
+        ]
+    out["text"], out["part_kinds"] = _texts_and_kinds(items)
     return out
+
+
+def _texts_and_kinds(items: list[Any]) -> tuple[list[str | None], list[str | None]]:
+    """``parts_text`` and ``parts_kinds`` of every item, in one pass; a single part (the usual
+    message) read directly."""
+    texts: list[str | None] = []
+    kinds: list[str | None] = []
+    for item in items:
+        parts = _parts(item)
+        if len(parts) == 1 and isinstance(part := parts[0], dict):
+            kind = part.get("kind")
+            if not isinstance(kind, str):
+                texts.append(None)
+                kinds.append(None)
+                continue
+            text = part.get("text") if kind == "text" else None
+            texts.append(text if isinstance(text, str) else None)
+            kinds.append(kind)
+        else:
+            texts.append(parts_text(item))
+            kinds.append(parts_kinds(item))
+    return texts, kinds
+
+
+def _repeat(values: list[Any], counts: list[int]) -> list[Any]:
+    """Each value ``count`` times, in order."""
+    return list(itertools.chain.from_iterable(map(itertools.repeat, values, counts)))
 
 
 async def contexts_columns(
