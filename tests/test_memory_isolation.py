@@ -33,11 +33,16 @@ def scribble(value: Any) -> None:
         value.append("scribbled")
 
 
-def message(task_id: uuid.UUID, context_id: uuid.UUID, text: str = "hi", role: str = "user") -> dict[str, Any]:
+def message(
+    task_id: uuid.UUID, context_id: uuid.UUID, text: str = "hi", role: str = "user"
+) -> dict[str, Any]:
     """A message with nested parts: a text part and a data part holding a nested object."""
     return {
-        "message_id": str(uuid.uuid4()), "task_id": str(task_id), "context_id": str(context_id),
-        "kind": "message", "role": role,
+        "message_id": str(uuid.uuid4()),
+        "task_id": str(task_id),
+        "context_id": str(context_id),
+        "kind": "message",
+        "role": role,
         "parts": [
             {"kind": "text", "text": text},
             {"kind": "data", "data": {"rows": [{"n": 1, "tags": ["a", "b"]}], "deep": {"x": {"y": [1.5]}}}},
@@ -49,7 +54,8 @@ def message(task_id: uuid.UUID, context_id: uuid.UUID, text: str = "hi", role: s
 def artifact(name: str = "result") -> dict[str, Any]:
     """An artifact with nested parts and metadata."""
     return {
-        "artifact_id": str(uuid.uuid4()), "name": name,
+        "artifact_id": str(uuid.uuid4()),
+        "name": name,
         "parts": [{"kind": "text", "text": "body"}, {"kind": "data", "data": {"k": [{"v": 1}]}}],
         "metadata": {"nested": {"list": [1, {"two": 2}]}},
     }
@@ -60,7 +66,10 @@ async def full_task(storage: InMemoryStorage) -> tuple[uuid.UUID, uuid.UUID]:
     cid, tid = uuid.uuid4(), uuid.uuid4()
     await storage.submit_task(cid, message(tid, cid))
     await storage.update_task(
-        tid, "input-required", new_artifacts=[artifact()], new_messages=[message(tid, cid, "reply", "agent")],
+        tid,
+        "input-required",
+        new_artifacts=[artifact()],
+        new_messages=[message(tid, cid, "reply", "agent")],
         metadata={"labels": {"team": ["x", "y"]}, "score": 0.25, "n": 7},
         status_message=message(tid, cid, "need more", "agent"),
     )
@@ -70,19 +79,21 @@ async def full_task(storage: InMemoryStorage) -> tuple[uuid.UUID, uuid.UUID]:
 
 async def everything(storage: InMemoryStorage, tid: uuid.UUID, cid: uuid.UUID) -> Any:
     """Every read of the task, as returned (deep-copied by the test, so comparable later)."""
-    return copy.deepcopy({
-        "load": await storage.load_task(tid),
-        "load_h1": await storage.load_task(tid, history_length=1),
-        "load_str": await storage.load_task(str(tid)),
-        "list": await storage.list_tasks(),
-        "by_context": await storage.list_tasks_by_context(str(cid)),
-        "page": await storage.list_tasks_page(include_artifacts=True),
-        "feedback": await storage.get_task_feedback(str(tid)),
-        "records": await storage.task_records(),
-        "feedback_records": await storage.feedback_records(),
-        "changes": await storage.changes(),
-        "snapshot": storage.task_snapshot(),
-    })
+    return copy.deepcopy(
+        {
+            "load": await storage.load_task(tid),
+            "load_h1": await storage.load_task(tid, history_length=1),
+            "load_str": await storage.load_task(str(tid)),
+            "list": await storage.list_tasks(),
+            "by_context": await storage.list_tasks_by_context(str(cid)),
+            "page": await storage.list_tasks_page(include_artifacts=True),
+            "feedback": await storage.get_task_feedback(str(tid)),
+            "records": await storage.task_records(),
+            "feedback_records": await storage.feedback_records(),
+            "changes": await storage.changes(),
+            "snapshot": storage.task_snapshot(),
+        }
+    )
 
 
 async def test_what_a_caller_hands_in_is_never_aliased() -> None:
@@ -94,7 +105,9 @@ async def test_what_a_caller_hands_in_is_never_aliased() -> None:
     arts, msgs = [artifact()], [message(tid, cid, "reply", "agent")]
     meta = {"labels": {"team": ["x"]}}
     said = message(tid, cid, "status", "agent")
-    await storage.update_task(tid, "working", new_artifacts=arts, new_messages=msgs, metadata=meta, status_message=said)
+    await storage.update_task(
+        tid, "working", new_artifacts=arts, new_messages=msgs, metadata=meta, status_message=said
+    )
     feedback = {"rating": 5, "details": {"tags": ["a"]}}
     await storage.store_task_feedback(tid, feedback)
     chunk = artifact("streamed")
@@ -105,7 +118,10 @@ async def test_what_a_caller_hands_in_is_never_aliased() -> None:
     task = await storage.load_task(tid)
     assert task is not None
     assert [m["parts"][0]["text"] for m in task["history"]] == ["hi", "reply"]
-    assert task["history"][0]["parts"][1]["data"] == {"rows": [{"n": 1, "tags": ["a", "b"]}], "deep": {"x": {"y": [1.5]}}}
+    assert task["history"][0]["parts"][1]["data"] == {
+        "rows": [{"n": 1, "tags": ["a", "b"]}],
+        "deep": {"x": {"y": [1.5]}},
+    }
     assert task["history"][0]["metadata"] == {"trace": {"spans": [1, 2, 3]}}
     assert [a["name"] for a in task["artifacts"]] == ["result", "streamed"]
     assert task["artifacts"][0]["parts"][1]["data"] == {"k": [{"v": 1}]}
@@ -116,8 +132,23 @@ async def test_what_a_caller_hands_in_is_never_aliased() -> None:
     assert await storage.get_task_feedback(tid) == [{"rating": 5, "details": {"tags": ["a"]}}]
 
 
-@pytest.mark.parametrize("read", ["load", "load_h1", "list", "by_context", "page", "feedback", "records",
-                                  "feedback_records", "changes", "submit", "update", "update_working"])
+@pytest.mark.parametrize(
+    "read",
+    [
+        "load",
+        "load_h1",
+        "list",
+        "by_context",
+        "page",
+        "feedback",
+        "records",
+        "feedback_records",
+        "changes",
+        "submit",
+        "update",
+        "update_working",
+    ],
+)
 async def test_what_a_caller_gets_back_is_its_own(read: str) -> None:
     storage = InMemoryStorage()
     cid, tid = await full_task(storage)
@@ -172,8 +203,12 @@ async def test_a_write_returns_a_copy_not_the_stored_values() -> None:
     returned = await storage.submit_task(cid, message(tid, cid))
     scribble(returned)
     returned = await storage.update_task(
-        tid, "working", new_artifacts=[artifact()], new_messages=[message(tid, cid, "reply", "agent")],
-        metadata={"a": {"b": [1]}}, status_message=message(tid, cid, "status", "agent"),
+        tid,
+        "working",
+        new_artifacts=[artifact()],
+        new_messages=[message(tid, cid, "reply", "agent")],
+        metadata={"a": {"b": [1]}},
+        status_message=message(tid, cid, "status", "agent"),
     )
     scribble(returned)
     task = await storage.load_task(tid)
@@ -212,7 +247,18 @@ class Tag(str):
 
 @pytest.mark.parametrize(
     "value",
-    [2**64 + 1, -(2**63) - 1, 10**30, 2**64 - 1, -(2**63), 0.1, 1e-300, 123456789012345.67, "é ☃ 𝄞", Tag("tagged")],
+    [
+        2**64 + 1,
+        -(2**63) - 1,
+        10**30,
+        2**64 - 1,
+        -(2**63),
+        0.1,
+        1e-300,
+        123456789012345.67,
+        "é ☃ 𝄞",
+        Tag("tagged"),
+    ],
 )
 async def test_values_read_back_exactly_and_isolated(value: Any) -> None:
     storage = InMemoryStorage()
@@ -220,7 +266,11 @@ async def test_values_read_back_exactly_and_isolated(value: Any) -> None:
     msg = message(tid, cid)
     msg["parts"][1]["data"] = {"value": value, "list": [value, {"again": value}]}
     await storage.submit_task(cid, msg)
-    await storage.update_task(tid, "working", metadata={"value": value, "nested": {"v": [value]}})
+    said = message(tid, cid, "status", "agent")
+    said["parts"][1]["data"] = {"value": value}
+    await storage.update_task(
+        tid, "working", metadata={"value": value, "nested": {"v": [value]}}, status_message=said
+    )
     for _ in range(2):
         task = await storage.load_task(tid)
         assert task is not None
@@ -229,6 +279,8 @@ async def test_values_read_back_exactly_and_isolated(value: Any) -> None:
         assert type(data["value"]) is type(value) and type(data["list"][1]["again"]) is type(value)
         assert task["metadata"] == {"value": value, "nested": {"v": [value]}}
         assert type(task["metadata"]["value"]) is type(value)
+        assert task["status"]["message"]["parts"][1]["data"] == {"value": value}
+        assert type(task["status"]["message"]["parts"][1]["data"]["value"]) is type(value)
         scribble(task)
     assert storage.task_snapshot()[0]["task"]["metadata"] == {"value": value, "nested": {"v": [value]}}
 
