@@ -224,7 +224,7 @@ async def test_a_write_returns_a_copy_not_the_stored_values() -> None:
 
 async def test_two_reads_share_nothing() -> None:
     storage = InMemoryStorage()
-    cid, tid = await full_task(storage)
+    _, tid = await full_task(storage)
     one, two = await storage.load_task(tid), await storage.load_task(tid)
     assert one == two
     assert one is not None and two is not None
@@ -268,8 +268,14 @@ async def test_values_read_back_exactly_and_isolated(value: Any) -> None:
     await storage.submit_task(cid, msg)
     said = message(tid, cid, "status", "agent")
     said["parts"][1]["data"] = {"value": value}
+    made = artifact()
+    made["metadata"] = {"value": value}
     await storage.update_task(
-        tid, "working", metadata={"value": value, "nested": {"v": [value]}}, status_message=said
+        tid,
+        "working",
+        new_artifacts=[made],
+        metadata={"value": value, "nested": {"v": [value]}},
+        status_message=said,
     )
     for _ in range(2):
         task = await storage.load_task(tid)
@@ -281,6 +287,8 @@ async def test_values_read_back_exactly_and_isolated(value: Any) -> None:
         assert type(task["metadata"]["value"]) is type(value)
         assert task["status"]["message"]["parts"][1]["data"] == {"value": value}
         assert type(task["status"]["message"]["parts"][1]["data"]["value"]) is type(value)
+        assert task["artifacts"][0]["metadata"] == {"value": value} and len(task["artifacts"]) == 1
+        assert task["artifacts"][0]["parts"][1]["data"] == {"k": [{"v": 1}]}
         scribble(task)
     assert storage.task_snapshot()[0]["task"]["metadata"] == {"value": value, "nested": {"v": [value]}}
 
