@@ -93,20 +93,21 @@ def discover(docs: Iterable[Any]) -> list[PathInfo]:
             continue
         kinds = tuple(map(type, doc.values()))
         signature = (*doc, *kinds)  # the keys, then their value types
-        numbers = known.get(signature, _MISSING)
-        if numbers is _MISSING:
+        if signature not in known:
             walk(doc, ())
             plain = all(kind in _TYPE_NAMES and kind is not dict for kind in kinds)
             known[signature] = [
                 (key, found[(key,)][1]) for key, kind in zip(doc, kinds, strict=True)
                 if kind is int or kind is float
             ] if plain else None
-        elif numbers is None:
+            continue
+        numbers = known[signature]
+        if numbers is None:
             walk(doc, ())
-        else:
-            for key, all_int in numbers:  # type: ignore[union-attr]
-                if all_int[0] and _int64(doc[key]) is None:
-                    all_int[0] = False
+            continue
+        for key, all_int in numbers:
+            if all_int[0] and _int64(doc[key]) is None:
+                all_int[0] = False
     return [PathInfo(path, frozenset(t), a[0]) for path, (t, a) in found.items()]
 
 
