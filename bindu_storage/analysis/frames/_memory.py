@@ -9,6 +9,12 @@ filters (``TaskFilters.matches`` with ``jsonb_contains`` for ``@>``), the same J
 JSON strings read as text, ``pg_number_text`` for numbers), the same flattening plan
 (``plan_columns`` over the discovered key paths). The result is a dict of column lists that
 ``build_frame`` turns into the same dtypes as the PostgreSQL path.
+
+Each column is built by one pass over the records (a comprehension per column, and per kind for
+the flattened ones) rather than a loop appending to every column per row: about twice as fast,
+and what keeps the in-memory frames level with PostgreSQL's. That takes more lines: the module
+is over 400 lines, one loader per frame plus the JSON helpers they share, which split apart would
+only move the helpers away from their one reader.
 """
 
 from __future__ import annotations
