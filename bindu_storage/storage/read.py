@@ -19,10 +19,12 @@ too by implementing the five members of ``SqlReadable``. ``sql_readable`` and
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
 
 import asyncpg
 
@@ -89,8 +91,11 @@ class RecordSnapshots(Protocol):
     it was taken. Both are taken without awaiting, each consistent with itself.
     """
 
-    def task_snapshot(self, since: datetime | None = None) -> list[TaskRecord]:
-        """``task_records(since=since)`` without the copies, oldest first."""
+    def task_snapshot(
+        self, since: datetime | None = None, *, task_ids: Iterable[UUID] | None = None
+    ) -> list[TaskRecord]:
+        """``task_records(since=since)`` without the copies, oldest first; with ``task_ids``,
+        only those tasks (unknown ids skipped), in the order given."""
         ...
 
     def feedback_snapshot(self) -> list[FeedbackRecord]:

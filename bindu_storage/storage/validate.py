@@ -84,8 +84,8 @@ class _Unfit(Exception):
     """A value the fast copy leaves to ``_copy`` (which converts it or says what is wrong)."""
 
 
-def _fit_str(text: str) -> bool:
-    return "\x00" not in text and (text.isascii() or _SURROGATE.search(text) is None)
+def _unfit_key(key: Any) -> bool:
+    return type(key) is not str or "\x00" in key or not (key.isascii() or _SURROGATE.search(key) is None)
 
 
 def _fast_copy(value: Any, depth: int) -> Any:
@@ -99,8 +99,8 @@ def _fast_copy(value: Any, depth: int) -> Any:
     elif kind is dict:
         if depth <= MAX_DEPTH:
             out: dict[str, Any] = {}
-            for key, item in value.items():
-                if type(key) is not str or not _fit_str(key):
+            for key, item in value.items():  # an ASCII key without NUL (most) without a call
+                if not (type(key) is str and key.isascii() and "\x00" not in key) and _unfit_key(key):
                     raise _Unfit
                 inner = type(item)  # plain ASCII strings, the most common values, without a call
                 if inner is str and item.isascii() and "\x00" not in item:
@@ -110,7 +110,11 @@ def _fast_copy(value: Any, depth: int) -> Any:
             return out
     elif kind is list:
         if depth <= MAX_DEPTH:
-            return [_fast_copy(item, depth + 1) for item in value]
+            return [
+                item if type(item) is str and item.isascii() and "\x00" not in item
+                else _fast_copy(item, depth + 1)
+                for item in value
+            ]
     elif value is None or kind is bool:
         return value
     elif kind is int:

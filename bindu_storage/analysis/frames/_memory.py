@@ -9,6 +9,12 @@ filters (``TaskFilters.matches`` with ``jsonb_contains`` for ``@>``), the same J
 JSON strings read as text, ``pg_number_text`` for numbers), the same flattening plan
 (``plan_columns`` over the discovered key paths). The result is a dict of column lists that
 ``build_frame`` turns into the same dtypes as the PostgreSQL path.
+
+Each column is built by one pass over the records (a comprehension per column, and per kind for
+the flattened ones) rather than a loop appending to every column per row: about twice as fast,
+and what keeps the in-memory frames level with PostgreSQL's. That takes more lines: the module
+is over 400 lines, one loader per frame plus the JSON helpers they share, which split apart would
+only move the helpers away from their one reader.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
@@ -42,6 +49,8 @@ Columns = dict[str, list[Any]]
 """Column name → values, the input of ``build_frame``."""
 
 _MISSING = object()
+_NO_FILTERS = TaskFilters()
+_RATING_LIMIT = 10**18  # as_rating reads integers of up to 18 digits
 
 
 # --- JSON helpers ---------------------------------------------------------------------------------
@@ -63,8 +72,13 @@ def _int64(value: Any) -> int | None:
 
 
 def discover(docs: Iterable[Any]) -> list[PathInfo]:
-    """Every key path to a non-object value in ``docs``, with its JSON types."""
+    """Every key path to a non-object value in ``docs``, with its JSON types.
+
+    A document whose keys and value types (its signature) were seen already adds no path nor
+    type: of it only the numbers still to be checked against the 64-bit range are read.
+    Documents holding objects (whose own keys may differ) are always walked."""
     found: dict[tuple[str, ...], tuple[set[str], list[bool]]] = {}
+    known: dict[tuple[Any, ...], list[tuple[str, list[bool]]] | None] = {}
 
     def walk(obj: dict[str, Any], prefix: tuple[str, ...]) -> None:
         for key, value in obj.items():
@@ -81,8 +95,25 @@ def discover(docs: Iterable[Any]) -> list[PathInfo]:
                 entry[1][0] = False
 
     for doc in docs:
-        if isinstance(doc, dict):
+        if not isinstance(doc, dict):
+            continue
+        kinds = tuple(map(type, doc.values()))
+        signature = (*doc, *kinds)  # the keys, then their value types
+        if signature not in known:
             walk(doc, ())
+            plain = all(kind in _TYPE_NAMES and kind is not dict for kind in kinds)
+            known[signature] = [
+                (key, found[(key,)][1]) for key, kind in zip(doc, kinds, strict=True)
+                if kind is int or kind is float
+            ] if plain else None
+            continue
+        numbers = known[signature]
+        if numbers is None:
+            walk(doc, ())
+            continue
+        for key, all_int in numbers:
+            if all_int[0] and _int64(doc[key]) is None:
+                all_int[0] = False
     return [PathInfo(path, frozenset(t), a[0]) for path, (t, a) in found.items()]
 
 
@@ -136,21 +167,46 @@ def plan(prefix: str, docs: Sequence[Any], wanted: list[str] | None, exclude: An
 
 
 def _add_flat(out: Columns, cols: list[FlatColumn], docs: Sequence[Any]) -> None:
+    """The flattened columns: those of one top-level key (most of them) read together, a row of
+    ``dict.get`` per document turned into columns by ``zip``; the others path by path."""
     texts: dict[str, str] = {}  # each distinct string redacted once per frame
+    simple = [col for col in cols if len(col.paths) == 1 and len(col.paths[0]) == 1]
+    if simple:
+        keys = [col.paths[0][0] for col in simple]
+        nothing = (None,) * len(keys)
+        rows = [tuple(map(doc.get, keys)) if isinstance(doc, dict) else nothing for doc in docs]
+        columns = zip(*rows, strict=True) if rows else [() for _ in keys]
+        for col, values in zip(simple, columns, strict=True):
+            out[col.name] = _convert(values, col.kind, texts)
     for col in cols:
-        out[col.name] = _flat_column(docs, col, texts)
+        if col not in simple:
+            out[col.name] = [flat_value(doc, col, texts) for doc in docs]
 
 
-def _flat_column(docs: Sequence[Any], col: FlatColumn, texts: dict[str, str]) -> list[Any]:
-    """``flat_value`` of every doc; a column of one top-level key (most of them) by ``dict.get``."""
-    if len(col.paths) != 1 or len(col.paths[0]) != 1:
-        return [flat_value(doc, col, texts) for doc in docs]
-    key, kind = col.paths[0][0], col.kind
-    values = []
-    for doc in docs:
-        value = _read(doc.get(key, _MISSING), kind, texts) if isinstance(doc, dict) else _MISSING
-        values.append(None if value is _MISSING else value)
-    return values
+def _convert(values: Sequence[Any], kind: str, texts: dict[str, str]) -> list[Any]:
+    """``_read`` of every value of a column (missing ones given as None), one comprehension per
+    kind."""
+    if kind == "secret":
+        return [None if value is None else REDACTED for value in values]
+    if kind == "str":
+        for text in {value for value in values if isinstance(value, str)} - texts.keys():
+            texts[text] = redact_text(text)
+        return [texts[value] if isinstance(value, str) else None for value in values]
+    if kind == "bool":
+        return [value if isinstance(value, bool) else None for value in values]
+    if kind == "Int64":
+        return [
+            value if type(value) is int and INT64_MIN <= value <= INT64_MAX
+            else None if value is None else _int64(value)
+            for value in values
+        ]
+    if kind == "float":
+        return [
+            float(value) if type(value) is float or type(value) is int
+            else None if value is None or _type_name(value) != "number" else float(value)
+            for value in values
+        ]
+    return [None if value is None or isinstance(value, dict) else redact(value) for value in values]
 
 
 def _str(value: Any) -> str | None:
@@ -204,6 +260,8 @@ async def feedback_records(storage: Storage) -> list[FeedbackRecord]:
 async def select_tasks(storage: Storage, f: TaskFilters) -> list[TaskRecord]:
     """The task records passing the filters, oldest first."""
     records = await task_records(storage, since=f.updated_after)
+    if f == _NO_FILTERS:
+        return records
     return [r for r in records if f.matches(r, jsonb_contains)]
 
 
@@ -214,51 +272,100 @@ def _limit(items: list[Any], limit: int | None) -> list[Any]:
 async def tasks_columns(
     storage: Storage, f: TaskFilters, limit: int | None, metadata_columns: list[str] | None
 ) -> tuple[Columns, list[FlatColumn]]:
-    """The columns of ``tasks_frame``."""
+    """The columns of ``tasks_frame``, each built by one pass over the records."""
     records = _limit(await select_tasks(storage, f), limit)
     ratings: dict[UUID, list[int | None]] = defaultdict(list)
     for entry in await feedback_records(storage):
-        ratings[entry["task_id"]].append(as_rating(entry["feedback_data"].get("rating")))
-    out: Columns = defaultdict(list)
-    for r in records:
-        task = r["task"]
-        given = [x for x in ratings.get(task["id"], []) if x is not None]
-        out["id"].append(str(task["id"]))
-        out["context_id"].append(str(task["context_id"]))
-        out["state"].append(task["status"]["state"])
-        out["state_timestamp"].append(datetime.fromisoformat(task["status"]["timestamp"]))
-        out["created_at"].append(r["created_at"])
-        out["updated_at"].append(r["updated_at"])
-        out["history_len"].append(len(_array(task.get("history"))))
-        out["artifact_count"].append(len(_array(task.get("artifacts"))))
-        out["feedback_count"].append(len(ratings.get(task["id"], [])))
-        out["mean_rating"].append(sum(given) / len(given) if given else None)
-        out["owner_did"].append(r["owner_did"])
-    docs = [r["task"].get("metadata") for r in records]
+        rating = entry["feedback_data"].get("rating")
+        ratings[entry["task_id"]].append(
+            rating if type(rating) is int and -_RATING_LIMIT < rating < _RATING_LIMIT else as_rating(rating)
+        )
+    tasks = [r["task"] for r in records]
+    ids = [task["id"] for task in tasks]
+    contexts = [task["context_id"] for task in tasks]
+    context_texts = {cid: str(cid) for cid in set(contexts)}
+    given = [ratings.get(tid) for tid in ids]
+    out: Columns = {
+        "id": [str(tid) for tid in ids],
+        "context_id": list(map(context_texts.__getitem__, contexts)),
+        "state": [task["status"]["state"] for task in tasks],
+        "state_timestamp": [datetime.fromisoformat(task["status"]["timestamp"]) for task in tasks],
+        "created_at": list(map(itemgetter("created_at"), records)),
+        "updated_at": list(map(itemgetter("updated_at"), records)),
+        "history_len": [len(h) if isinstance(h := task.get("history"), list) else 0 for task in tasks],
+        "artifact_count": [len(a) if isinstance(a := task.get("artifacts"), list) else 0 for task in tasks],
+        "feedback_count": [len(x) if x else 0 for x in given],
+        "mean_rating": [_mean(x) if x else None for x in given],
+        "owner_did": list(map(itemgetter("owner_did"), records)),
+    } if records else {}
+    docs = [task.get("metadata") for task in tasks]
     flat = plan("metadata", docs, metadata_columns)
     _add_flat(out, flat, docs)
     return out, flat
 
 
+def _mean(ratings: list[int | None]) -> float | None:
+    given = [x for x in ratings if x is not None]
+    return sum(given) / len(given) if given else None
+
+
 async def items_columns(storage: Storage, f: TaskFilters, limit: int | None, kind: str) -> Columns:
-    """The columns of ``messages_frame`` (kind ``history``) or ``artifacts_frame`` (``artifacts``)."""
+    """The columns of ``messages_frame`` (kind ``history``) or ``artifacts_frame`` (``artifacts``),
+    each built by one pass over the items."""
     fields = ("message_id", "role") if kind == "history" else ("artifact_id", "name", "description")
-    out: Columns = defaultdict(list)
-    n = 0
-    for r in await select_tasks(storage, f):
-        task = r["task"]
-        for position, item in enumerate(_array(task.get(kind))):
-            if limit is not None and n >= limit:
-                return out
-            n += 1
-            out["task_id"].append(str(task["id"]))
-            out["context_id"].append(str(task["context_id"]))
-            out["position"].append(position)
-            for name in fields:
-                out[name].append(_id(item.get(name)) if isinstance(item, dict) else None)
-            out["text"].append(parts_text(item))
-            out["part_kinds"].append(parts_kinds(item))
+    tasks = [r["task"] for r in await select_tasks(storage, f)]
+    arrays = [a if isinstance(a := task.get(kind), list) else [] for task in tasks]
+    items = list(itertools.chain.from_iterable(arrays))
+    if limit is not None:
+        items = items[:limit]
+    if not items:
+        return {}
+    counts, owners = [], []
+    left = len(items)
+    for task, array in zip(tasks, arrays, strict=True):
+        if array and left:
+            counts.append(min(len(array), left))
+            owners.append(task)
+            left -= counts[-1]
+    out: Columns = {
+        "task_id": _repeat([str(task["id"]) for task in owners], counts),
+        "context_id": _repeat([str(task["context_id"]) for task in owners], counts),
+        "position": list(itertools.chain.from_iterable(map(range, counts))),
+    }
+    for name in fields:
+        out[name] = [
+            (v if isinstance(v := item.get(name), str) else _id(v)) if isinstance(item, dict) else None
+            for item in items
+        ]
+    out["text"], out["part_kinds"] = _texts_and_kinds(items)
     return out
+
+
+def _texts_and_kinds(items: list[Any]) -> tuple[list[str | None], list[str | None]]:
+    """``parts_text`` and ``parts_kinds`` of every item, in one pass; a single part (the usual
+    message) read directly."""
+    texts: list[str | None] = []
+    kinds: list[str | None] = []
+    for item in items:
+        parts = _parts(item)
+        if len(parts) == 1 and isinstance(part := parts[0], dict):
+            kind = part.get("kind")
+            if not isinstance(kind, str):
+                texts.append(None)
+                kinds.append(None)
+                continue
+            text = part.get("text") if kind == "text" else None
+            texts.append(text if isinstance(text, str) else None)
+            kinds.append(kind)
+        else:
+            texts.append(parts_text(item))
+            kinds.append(parts_kinds(item))
+    return texts, kinds
+
+
+def _repeat(values: list[Any], counts: list[int]) -> list[Any]:
+    """Each value ``count`` times, in order."""
+    return list(itertools.chain.from_iterable(map(itertools.repeat, values, counts)))
 
 
 async def contexts_columns(
@@ -310,26 +417,41 @@ async def feedback_columns(
     task_metadata: list[str] | None,
     feedback_keys: list[str] | None,
 ) -> tuple[Columns, list[FlatColumn]]:
-    """The columns of ``feedback_frame``."""
-    tasks = {r["task"]["id"]: r for r in await select_tasks(storage, f)}
-    entries = [
-        e for e in await feedback_records(storage)
-        if e["task_id"] in tasks and within(e["created_at"], since, until)
-    ]
-    entries = _limit(entries, limit)
-    out: Columns = defaultdict(list)
-    for e in entries:
-        data = e["feedback_data"]
-        out["id"].append(e["id"])
-        out["task_id"].append(str(e["task_id"]))
-        out["created_at"].append(e["created_at"])
-        out["rating"].append(as_rating(data.get("rating")))
-        comment = _str(data.get("comment"))
-        out["comment"].append(comment if comment is not None else _str(data.get("feedback")))
-        if with_task:
-            task = tasks[e["task_id"]]["task"]
-            out["context_id"].append(str(task["context_id"]))
-            out["state"].append(task["status"]["state"])
+    """The columns of ``feedback_frame``.
+
+    Without task filters (and without task metadata columns, planned from every task), a
+    storage lending snapshots lends only the tasks that have feedback: none without
+    ``with_task``."""
+    snapshots = record_snapshots(storage)
+    if snapshots is not None and f == _NO_FILTERS and (not with_task or task_metadata is None):
+        entries = [e for e in snapshots.feedback_snapshot() if within(e["created_at"], since, until)]
+        entries = _limit(entries, limit)
+        tasks = {
+            r["task"]["id"]: r
+            for r in snapshots.task_snapshot(task_ids=dict.fromkeys(e["task_id"] for e in entries))
+        } if with_task else {}
+    else:
+        tasks = {r["task"]["id"]: r for r in await select_tasks(storage, f)}
+        entries = [
+            e for e in await feedback_records(storage)
+            if e["task_id"] in tasks and within(e["created_at"], since, until)
+        ]
+        entries = _limit(entries, limit)
+    data = [e["feedback_data"] for e in entries]
+    out: Columns = {
+        "id": list(map(itemgetter("id"), entries)),
+        "task_id": [str(e["task_id"]) for e in entries],
+        "created_at": list(map(itemgetter("created_at"), entries)),
+        "rating": [
+            r if type(r := d.get("rating")) is int and -_RATING_LIMIT < r < _RATING_LIMIT else as_rating(r)
+            for d in data
+        ],
+        "comment": [c if isinstance(c := d.get("comment"), str) else _str(d.get("feedback")) for d in data],
+    }
+    if with_task:
+        joined = [tasks[e["task_id"]]["task"] for e in entries]
+        out["context_id"] = [str(task["context_id"]) for task in joined]
+        out["state"] = [task["status"]["state"] for task in joined]
     docs = [e["feedback_data"] for e in entries]
     flat = plan("feedback", docs, feedback_keys, FEEDBACK_OWN_KEYS)
     _add_flat(out, flat, docs)

@@ -2,10 +2,12 @@
 
 Every method runs without awaiting in between its reads and writes, so each one is atomic with
 respect to other coroutines on the loop. Values are validated (and copied) on the way in by
-``validate`` and copied on the way out by ``isolation.clone``. A task's stored history,
-artifacts and metadata are never changed in place: a write replaces them (copy-on-write), so the
-read-only snapshots analysis reads (``task_snapshot``, ``feedback_snapshot``) share them without
-copies. The tables are the record types of ``memory.rows``.
+``validate`` and copied on the way out: a task by decoding JSON text the row caches per change
+(``memory.rows.TaskRow.to_task``), everything else by ``isolation.clone``. A task's stored
+history, artifacts and metadata are never changed in place: a write replaces them
+(copy-on-write), so the read-only snapshots analysis reads (``task_snapshot``,
+``feedback_snapshot``) share them without copies. The tables are the record types of
+``memory.rows``; a stored task or context is found by its id's text as well as by its UUID.
 
 The class is composed of one module per topic of the contract, each a subclass of the shared
 state (``_state``: the tables, the clock, the cipher, open or closed):

@@ -30,8 +30,8 @@ class MemoryChanges(MemoryState):
         owner = v.check_optional_str(owner_did, "owner_did")
         events: Iterable[dict[str, Any]] = self._events.values()
         if tid is not None:
-            attached = self._attached.get(tid)
-            events = (self._events[i] for i in attached.event_ids) if attached else ()
+            row = self._tasks.get(tid)
+            events = (self._events[i] for i in row.event_ids) if row is not None else ()
         if owner is not None:
             events = (e for e in events if self._tasks[e["task_id"]].owner_did == owner)
         chosen = window((e for e in events if e["id"] > after), limit, 0)

@@ -65,6 +65,6 @@ class MemoryContexts(MemoryState):
 
     async def clear_context(self, context_id: IdLike) -> None:
         self._ensure_open()
-        ctx = self._contexts.pop(v.as_uuid(context_id, "context_id"), None)
+        ctx = self._drop_context(v.as_uuid(context_id, "context_id"))
         if ctx is not None:
             self._forget_tasks(set(ctx.task_ids))

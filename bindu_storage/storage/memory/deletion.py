@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike
 from bindu_storage.storage.memory._state import MemoryState
-from bindu_storage.storage.memory.rows import TaskAttachments
 from bindu_storage.storage.retention import PurgeCounts, PurgePolicy, no_counts
 
 
@@ -46,22 +45,23 @@ class MemoryDeletion(MemoryState):
         counts = no_counts()
         counts["tasks"] = len(doomed)
         for tid in doomed:
-            attached = self._attached.get(tid, TaskAttachments())
-            counts["feedback"] += len(attached.feedback_ids)
-            counts["events"] += len(attached.event_ids)
+            row = self._tasks[tid]
+            counts["feedback"] += len(row.feedback_ids or ())
+            counts["events"] += len(row.event_ids)
             counts["push_configs"] += len(self._webhooks.get(tid, {}))
         counts["contexts"] = len(contexts)
         if not dry_run:
             self._forget_tasks(doomed)
             for cid in contexts:
-                del self._contexts[cid]
+                self._drop_context(cid)
         return counts
 
     async def clear_all(self) -> None:
         self._ensure_open()
         self._tasks.clear()
         self._contexts.clear()
+        self._task_texts.clear()
+        self._context_texts.clear()
         self._feedback.clear()
         self._events.clear()
-        self._attached.clear()
         self._webhooks.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike
@@ -60,8 +61,8 @@ class MemoryRecords(MemoryState):
         v.check_window(limit, offset, "limit")
         events: Iterable[dict[str, Any]] = self._events.values()
         if task_id is not None:
-            attached = self._attached.get(v.as_uuid(task_id, "task_id"))
-            events = (self._events[i] for i in attached.event_ids) if attached else ()
+            _, row = self._task_of(task_id)
+            events = (self._events[i] for i in row.event_ids) if row is not None else ()
         state_changes = (e for e in events if e["from_state"] != e["to_state"])
         return [
             {k: e[k] for k in ("id", "task_id", "from_state", "to_state", "at")}  # type: ignore[misc]
@@ -70,18 +71,25 @@ class MemoryRecords(MemoryState):
 
     # --- read-only snapshots (storage.read.RecordSnapshots) -----------------------------------
 
-    def task_snapshot(self, since: datetime | None = None) -> list[TaskRecord]:
-        """Every task record (updated at or after ``since``), oldest first, without copies.
+    def task_snapshot(
+        self, since: datetime | None = None, *, task_ids: Iterable[UUID] | None = None
+    ) -> list[TaskRecord]:
+        """Every task record (updated at or after ``since``), oldest first, without copies; with
+        ``task_ids``, only those tasks (unknown ids skipped), in the order given.
 
         The records share the stored values: read them, never change them. A write replaces a
         task's history, artifacts or metadata instead of changing it in place, so the records
         keep showing the moment of the call while the storage moves on.
         """
         self._ensure_open()
+        rows: Iterable[TaskRow] = self._tasks.values()
+        if task_ids is not None:
+            tasks = self._tasks
+            rows = (row for tid in task_ids if (row := tasks.get(tid)) is not None)
         return [
             {"task": r.shared_task(), "owner_did": r.owner_did,
              "created_at": r.created_at, "updated_at": r.updated_at}
-            for r in self._tasks.values()
+            for r in rows
             if since is None or r.updated_at >= since
         ]
 

@@ -10,7 +10,6 @@ import heapq
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from bindu_storage.errors import (
     InvalidTypeError,
@@ -22,7 +21,7 @@ from bindu_storage.errors import (
 from bindu_storage.storage import validate as v
 from bindu_storage.storage.base import IdLike
 from bindu_storage.storage.memory._state import MemoryState
-from bindu_storage.storage.memory.rows import TaskAttachments, TaskRow, window
+from bindu_storage.storage.memory.rows import TaskRow, window
 from bindu_storage.storage.pages import (
     DEFAULT_PAGE_SIZE,
     PageCursor,
@@ -42,39 +41,39 @@ class MemoryTasks(MemoryState):
     """The task operations of the ``Storage`` contract, on the in-memory tables."""
 
     def _row(self, task_id: IdLike) -> TaskRow:
-        tid = v.as_uuid(task_id, "task_id")
-        row = self._tasks.get(tid)
+        tid, row = self._task_of(task_id)
         if row is None:
             raise TaskNotFoundError(tid)
         return row
 
     def _record_event(
-        self, task_id: UUID, old: str | None, new: str, at: datetime, *, kind: str = "status",
-        status_message: dict[str, Any] | None = None, messages: Sequence[dict[str, Any]] = (),
-        artifacts: Sequence[dict[str, Any]] = (),
+        self, row: TaskRow, old: str | None, new: str, at: datetime, *, kind: str = "status",
+        status_message: dict[str, Any] | None = None, messages: list[dict[str, Any]] | None = None,
+        artifacts: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Log one change (storage.feed); stored values are shared, never changed in place."""
+        """Log one change (storage.feed). The lists are the caller's fresh ones, shared as the
+        stored values are: never changed in place (None for none: one container less)."""
         event_id = next(self._event_ids)
         self._events[event_id] = {
-            "id": event_id, "task_id": task_id, "from_state": old, "to_state": new, "at": at,
-            "kind": kind, "status_message": status_message, "messages": list(messages),
-            "artifacts": list(artifacts),
+            "id": event_id, "task_id": row.id, "from_state": old, "to_state": new, "at": at,
+            "kind": kind, "status_message": status_message, "messages": messages or None,
+            "artifacts": artifacts or None,
         }
-        self._attached.setdefault(task_id, TaskAttachments()).event_ids.append(event_id)
+        row.event_ids.append(event_id)
 
     def _set_status(
         self, row: TaskRow, state: str, now: datetime, status_message: dict[str, Any] | None = None,
-        messages: Sequence[dict[str, Any]] = (), artifacts: Sequence[dict[str, Any]] = (),
+        messages: list[dict[str, Any]] | None = None, artifacts: list[dict[str, Any]] | None = None,
     ) -> None:
         """Set a new status and log the change when there is one (state, message, appends)."""
         if state != row.state or status_message != row.status_message or messages or artifacts:
             self._record_event(
-                row.id, row.state, state, now, status_message=status_message,
+                row, row.state, state, now, status_message=status_message,
                 messages=messages, artifacts=artifacts,
             )
         row.state = state
         row.state_timestamp = now
-        row.status_message = status_message
+        row.set_status_message(status_message)
 
     # --- tasks -------------------------------------------------------------------------------
 
@@ -82,11 +81,10 @@ class MemoryTasks(MemoryState):
         self, task_id: IdLike, history_length: int | None = None, *, owner_did: str | None = None
     ) -> Task | None:
         self._ensure_open()
-        tid = v.as_uuid(task_id, "task_id")
+        _, row = self._task_of(task_id)
         if history_length is not None:
             v.check_window(history_length, 0, "history_length")
-        owner = v.check_optional_str(owner_did, "owner_did")
-        row = self._tasks.get(tid)
+        owner = v.check_optional_str(owner_did, "owner_did") if owner_did is not None else None
         if row is None or (owner is not None and row.owner_did != owner):
             return None
         return row.to_task(history_length)
@@ -95,23 +93,23 @@ class MemoryTasks(MemoryState):
         self, context_id: IdLike, message: Message, caller_did: str | None = None
     ) -> Task:
         self._ensure_open()
-        cid = v.as_uuid(context_id, "context_id")
-        caller = v.check_optional_str(caller_did, "caller_did")
+        cid, ctx = self._context_of(context_id)
+        caller = v.check_optional_str(caller_did, "caller_did") if caller_did is not None else None
         msg = v.messages([message], "message")[0]
-        tid = v.as_uuid(msg.get("task_id"), "message['task_id']")
-        ctx = self._contexts.get(cid)
+        tid, row = self._task_of(msg.get("task_id"), "message['task_id']")
         if ctx is not None and ctx.owner_did is not None and ctx.owner_did != caller:
             raise OwnershipError(cid, caller)
         now = self.clock()
-        row = self._tasks.get(tid)
         if row is None:
             ctx = self._context(cid, caller, now)
-            row = self._tasks[tid] = TaskRow(
-                tid, cid, "submitted", now, [msg], owner_did=caller, created_at=now, updated_at=now
+            history = [msg]
+            row = TaskRow(
+                tid, cid, "submitted", now, history, owner_did=caller, created_at=now, updated_at=now
             )
+            self._add_task(row, msg["task_id"])
             ctx.task_ids.append(tid)
             ctx.updated_at = now
-            self._record_event(tid, None, "submitted", now, messages=[msg])
+            self._record_event(row, None, "submitted", now, messages=history)  # shared: never changed
             return row.to_task()
         if row.context_id != cid:
             raise InvalidValueError(f"task {tid} belongs to context {row.context_id}, not {cid}")
@@ -119,7 +117,7 @@ class MemoryTasks(MemoryState):
             return row.to_task()  # a replay of a message already there: nothing changes
         if row.state in TERMINAL_STATES:
             raise TerminalTaskError(tid, row.state, "cannot continue it with a new message")
-        row.history = [*row.history, msg]  # stored values are replaced, never changed in place
+        row.replace(history=[*row.history, msg])  # stored values are replaced, never changed in place
         self._set_status(row, "submitted", now, messages=[msg])
         row.updated_at = now
         return row.to_task()
@@ -135,13 +133,12 @@ class MemoryTasks(MemoryState):
         status_message: Message | None = None,
     ) -> Task:
         self._ensure_open()
-        tid = v.as_uuid(task_id, "task_id")
+        tid, row = self._task_of(task_id)
         v.check_state(state)
-        arts = v.artifacts(new_artifacts)
-        msgs = v.messages(new_messages)
+        arts = v.artifacts(new_artifacts) if new_artifacts is not None else []
+        msgs = v.messages(new_messages) if new_messages is not None else []
         meta = v.json_object(metadata, "metadata") if metadata is not None else {}
         said = v.messages([status_message], "status_message")[0] if status_message is not None else None
-        row = self._tasks.get(tid)
         if row is None:
             raise TaskNotFoundError(tid)
         arts = v.new_only(row.artifacts, arts, "artifact_id")
@@ -156,12 +153,11 @@ class MemoryTasks(MemoryState):
                 raise TerminalTaskError(tid, row.state, "cannot change its status message")
         else:
             self._set_status(row, state, now, said, msgs, arts)
-        if arts:  # replaced, never changed in place: a snapshot lent earlier stays as it was
-            row.artifacts = [*row.artifacts, *arts]
-        if msgs:
-            row.history = [*row.history, *msgs]
-        if meta:
-            row.metadata = {**row.metadata, **meta}
+        row.replace(  # replaced, never changed in place: a snapshot lent earlier stays as it was
+            history=[*row.history, *msgs] if msgs else None,
+            artifacts=[*row.artifacts, *arts] if arts else None,
+            metadata={**row.metadata, **meta} if meta else None,
+        )
         row.updated_at = now
         return row.to_task()
 
@@ -169,11 +165,10 @@ class MemoryTasks(MemoryState):
         self, task_id: IdLike, artifact: Artifact, *, append: bool = True
     ) -> None:
         self._ensure_open()
-        tid = v.as_uuid(task_id, "task_id")
+        tid, row = self._task_of(task_id)
         chunk = v.artifacts([artifact], "artifact")[0]
         if not isinstance(append, bool):
             raise InvalidTypeError(f"append must be a bool, not {type(append).__name__}")
-        row = self._tasks.get(tid)
         if row is None:
             raise TaskNotFoundError(tid)
         if row.state in TERMINAL_STATES:
@@ -182,21 +177,24 @@ class MemoryTasks(MemoryState):
         now = self.clock()
         kind = "artifact-chunk" if append and at is not None else "artifact"
         if at is None:
-            row.artifacts = [*row.artifacts, chunk]
+            row.replace(artifacts=[*row.artifacts, chunk])
         else:  # a new artifact and a new list: the stored ones are never changed in place
             existing = row.artifacts[at]
             grown = {**existing, "parts": [*existing.get("parts", []), *chunk.get("parts", [])]}
             new = grown if append else chunk
-            row.artifacts = [new if a["artifact_id"] == chunk["artifact_id"] else a for a in row.artifacts]
-        self._record_event(tid, row.state, row.state, now, kind=kind, artifacts=[chunk])
+            row.replace(
+                artifacts=[new if a["artifact_id"] == chunk["artifact_id"] else a for a in row.artifacts]
+            )
+        self._record_event(row, row.state, row.state, now, kind=kind, artifacts=[chunk])
         row.updated_at = now
 
     async def update_task_state_if(self, task_id: IdLike, from_state: str, to_state: str) -> bool:
         self._ensure_open()
-        tid = v.as_uuid(task_id, "task_id")
+        tid, row = self._task_of(task_id)
         v.check_state(from_state, "from_state")
         v.check_state(to_state, "to_state")
-        row = self._row(tid)
+        if row is None:
+            raise TaskNotFoundError(tid)
         if row.state != from_state:
             return False
         if row.state in TERMINAL_STATES:
@@ -243,10 +241,9 @@ class MemoryTasks(MemoryState):
         owner_did: str | None = None,
     ) -> list[Task]:
         self._ensure_open()
-        cid = v.as_uuid(context_id, "context_id")
+        _, ctx = self._context_of(context_id)
         v.check_window(length, offset)
         owner = v.check_optional_str(owner_did, "owner_did")
-        ctx = self._contexts.get(cid)
         if ctx is None:
             return []
         rows = self._owned((self._tasks[t] for t in ctx.task_ids), owner)
@@ -254,7 +251,7 @@ class MemoryTasks(MemoryState):
 
     async def get_task_owner(self, task_id: IdLike) -> str | None:
         self._ensure_open()
-        row = self._tasks.get(v.as_uuid(task_id, "task_id"))
+        _, row = self._task_of(task_id)
         return row.owner_did if row else None
 
     def _matching(self, filters: TaskFilter) -> Iterable[TaskRow]:
