@@ -21,7 +21,7 @@ _LONG_NUMBER = b"0" * 20
 integers to 64 bits. Translating and then searching is several times faster than a regex."""
 
 
-def _dumps(value: Any) -> bytes:
+def dumps(value: Any) -> bytes:
     """Compact JSON text, non-ASCII kept; integers beyond 64 bits through the standard library."""
     try:
         return orjson.dumps(value)
@@ -29,7 +29,7 @@ def _dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _loads(text: bytes) -> Any:
+def loads(text: bytes) -> Any:
     """Python values of JSON text; long numbers (rare) through the standard library, exactly."""
     if _LONG_NUMBER not in text.translate(_DIGITS_AS_ZERO):
         return orjson.loads(text)
@@ -37,11 +37,11 @@ def _loads(text: bytes) -> Any:
 
 
 def _encode_jsonb(value: Any) -> bytes:
-    return b"\x01" + _dumps(value)  # jsonb's binary format: version 1, then the text
+    return b"\x01" + dumps(value)  # jsonb's binary format: version 1, then the text
 
 
 def _decode_jsonb(data: bytes) -> Any:
-    return _loads(data[1:])
+    return loads(data[1:])
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -57,6 +57,6 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
     )
     await conn.set_type_codec(
-        "json", encoder=lambda v: _dumps(v).decode(), decoder=json.loads, schema="pg_catalog",
+        "json", encoder=lambda v: dumps(v).decode(), decoder=json.loads, schema="pg_catalog",
         format="text",
     )

@@ -36,9 +36,8 @@ from bindu_storage.analysis.frames._columns import (
     object_column,
     series,
 )
-from bindu_storage.analysis.frames._pg.guess import CHECK, GUESS
 from bindu_storage.analysis.redact import redact, redact_arrow
-from bindu_storage.storage.codec import _loads as loads_json  # orjson, exact for long numbers
+from bindu_storage.storage.codec import loads as loads_json  # orjson, exact for long numbers
 
 KEY = "key"
 """The kind of a keyset key column: text, handed back to the next page query."""
@@ -46,7 +45,7 @@ KEY = "key"
 _ARROW_TYPES: dict[str, pa.DataType] = {
     "str": pa.string(), "secret": pa.string(), "state": pa.string(), "object": pa.string(),
     KEY: pa.string(), "int": pa.int64(), "Int64": pa.int64(), "float": pa.float64(),
-    "bool": pa.bool_(), "ts": pa.timestamp("us", tz="UTC"), GUESS: pa.string(), CHECK: pa.bool_(),
+    "bool": pa.bool_(), "ts": pa.timestamp("us", tz="UTC"),
 }
 _STATES = pa.array(STATES, type=pa.string())
 _NAT = np.iinfo(np.int64).min
@@ -78,8 +77,8 @@ def read_csv(data: bytes, kinds: Sequence[str]) -> list[pa.ChunkedArray]:
             null_values=[""],
             strings_can_be_null=True,
             quoted_strings_can_be_null=False,
-            true_values=["true", "t"],  # JSON booleans; SQL booleans (checks)
-            false_values=["false", "f"],
+            true_values=["true"],
+            false_values=["false"],
         ),
     )
     return table.columns
@@ -158,26 +157,11 @@ def frame_from_csv(
     kind_of = dict(fixed)
     kinds = [kind_of[name] for name in selected] + [col.kind for col in flat] + [KEY] * keys
     columns = read_csv(data, kinds)
-    named = columns[: len(selected) + len(flat)]
+    for i, name in enumerate(selected):
+        if name in joined:
+            columns[i] = pa.chunked_array([join_strings(columns[i], joined[name])])
     length = len(columns[0]) if columns else 0
-    parsed = dict(zip([*selected, *(col.name for col in flat)], named, strict=True))
-    frame = frame_from_columns(parsed, length, fixed, flat, joined, arrow)
-    last = tuple(column[length - 1].as_py() for column in columns[len(named):]) if length and keys else None
-    return frame, last
-
-
-def frame_from_columns(
-    parsed: dict[str, pa.ChunkedArray],
-    length: int,
-    fixed: Sequence[tuple[str, str]],
-    flat: Sequence[FlatColumn],
-    joined: Mapping[str, str],
-    arrow: bool = False,
-) -> pd.DataFrame:
-    """The frame of parsed CSV columns by name (``frame_from_csv``; absent ones are null)."""
-    for name, separator in joined.items():
-        if name in parsed:
-            parsed[name] = pa.chunked_array([join_strings(parsed[name], separator)])
+    parsed = dict(zip([*selected, *(col.name for col in flat)], columns, strict=False))
     for col in flat:  # credentials inside JSON string values (the same rule as the memory backend)
         if col.kind == "str" and parsed.get(col.name) is not None:
             parsed[col.name] = redact_arrow(parsed[col.name])
@@ -185,4 +169,5 @@ def frame_from_columns(
     for name, kind in [*fixed, *((col.name, col.kind) for col in flat)]:
         column = parsed.get(name)
         frame[name] = series([None] * length, kind) if column is None else to_array(column, kind, arrow)
-    return pd.DataFrame(frame, index=pd.RangeIndex(length), copy=False)
+    last = tuple(column[length - 1].as_py() for column in columns[len(parsed):]) if length and keys else None
+    return pd.DataFrame(frame, index=pd.RangeIndex(length), copy=False), last

@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bindu_storage.analysis.frames._columns import INT64_MAX, INT64_MIN, FlatColumn
-from bindu_storage.analysis.frames._pg.guess import GUESS
 from bindu_storage.analysis.frames._pg.params import Param, Params
 
 ROWS_SETTING = "bindu_frames.rows"
@@ -80,9 +79,6 @@ def flat_exprs(flat: Sequence[tuple[str, FlatColumn]], p: Params) -> tuple[list[
     values: list[str] = []
     exprs: list[str] = []
     for doc, col in flat:
-        if col.kind == GUESS:  # the value as JSON text, typed by the client (``guess``)
-            exprs.append(chain(doc, col.paths[0], p))
-            continue
         reads = []
         for path in col.paths:
             if col.plain:
@@ -195,13 +191,9 @@ class FrameQuery:
         after: Sequence[str] | None,
         limit: int | None,
         keys: bool = True,
-        checks: Sequence[tuple[str, Sequence[str], Sequence[str]]] = (),
     ) -> Page:
-        """One chunk: fixed columns, flattened columns ``_f<i>``, the ``checks`` flags ``_c<i>``,
-        then (``keys``) the key columns ``_k<i>`` as text.
-
-        Each check (document, known keys, excluded keys) flags a document holding a key outside
-        the known ones or an object under an excluded one (``guess``).
+        """One chunk: fixed columns, flattened columns ``_f<i>``, then (``keys``) the key columns
+        ``_k<i>`` as text.
 
         ``after`` is the key of the last row read, as the text the previous chunk gave. The
         chunk is read by COPY, whose parameters the planner cannot see: filters choosing a few
@@ -215,7 +207,6 @@ class FrameQuery:
         select = self.whole_select if whole and self.whole_select is not None else self.select
         cols = [f'{expr} AS "{alias}"' for alias, expr in select]
         cols += [f"{expr} AS _f{i}" for i, expr in enumerate(exprs)]
-        cols += [f"{_check(doc, known, skip, p)} AS _c{i}" for i, (doc, known, skip) in enumerate(checks)]
         if keys:
             cols += [f"({expr})::text AS _k{i}" for i, (expr, _) in enumerate(self.keys)]
         head = PAGE_MARK + "SELECT " + ", ".join(cols)
@@ -367,13 +358,6 @@ class DocRows:
     """Only the first rows, to guess the key paths from."""
     other_keys: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = ()
     """Only documents holding, at one of these paths, an object with keys outside the given ones."""
-
-
-def _check(doc: str, known: Sequence[str], excluded: Sequence[str], p: Params) -> str:
-    """Whether ``doc`` is an object with keys outside ``known`` or an object under an ``excluded`` key."""
-    tests = [f"{doc} - {p(list(known), 'text[]')} <> '{{}}'::jsonb"]
-    tests += [f"jsonb_typeof({chain(doc, (key,), p)}) = 'object'" for key in excluded]
-    return f"CASE WHEN jsonb_typeof({doc}) = 'object' THEN {' OR '.join(tests)} ELSE false END"
 
 
 def _other_keys(v: str, keys: Sequence[str], p: Params, typed: bool = True) -> str:

@@ -4,11 +4,8 @@ Rows arrive as CSV from ``COPY (SELECT ...) TO STDOUT`` and become columns in ``
 (no Python object per cell). Memory stays constant while streaming: each chunk is one ``LIMIT``
 query starting after the key of the last row read (never ``OFFSET``), decoded and handed out
 before the next is read. The flattened columns are planned once, before the first chunk, so
-every chunk has the same columns and dtypes. A whole read (one query) skips discovery's
-verification pass when the sample is flat: it types the sampled keys from the page's own JSON
-text (``guess``), and reads again after full discovery when the page shows what the sample
-missed. A chunk interrupted by a recovery conflict or a lost connection is read again from the
-same key (``PgReader``).
+every chunk has the same columns and dtypes. A chunk interrupted by a recovery conflict or a
+lost connection is read again from the same key (``PgReader``).
 """
 
 from __future__ import annotations
@@ -20,8 +17,7 @@ from typing import Any
 import pandas as pd
 
 from bindu_storage.analysis.frames._columns import FlatColumn, PathInfo, build_frame, plan_columns, top_keys
-from bindu_storage.analysis.frames._pg.csv import frame_from_columns, frame_from_csv, read_csv
-from bindu_storage.analysis.frames._pg.guess import CHECK, Guess, flagged, json_infos, to_plain
+from bindu_storage.analysis.frames._pg.csv import frame_from_csv
 from bindu_storage.analysis.frames._pg.query import (
     NOT_INT,
     OTHER_KEYS,
@@ -47,15 +43,6 @@ SAMPLE_ROWS = 1000
 MAX_VERIFIED_PATHS = 256
 """Past this many key paths in the sample, looking each up in every document costs more than
 walking every document."""
-
-GUESS_MAX_KEYS = 4
-"""The most sampled keys a whole read types from its own page instead of verifying them first.
-
-Each key read as JSON text (``->``) instead of its value (``->>``) and typed on the client costs
-about what the verification pass saves once a document has a dozen keys (200,000 tasks with 13
-metadata keys: no faster; feedback's 2 keys, whose verification joins the tasks: 15% faster),
-so the guess is kept for documents with few keys.
-"""
 
 Path = tuple[str, ...]
 
@@ -87,7 +74,9 @@ class Walk:
         ]
 
 
-async def walk(reader: PgReader, source: FlatSource, rows: DocRows, wanted: list[str] | None = None) -> Walk:
+async def walk(
+    reader: PgReader, source: FlatSource, rows: DocRows, wanted: list[str] | None = None
+) -> Walk:
     """Walk every document of ``rows``: ``DISCOVERY_DEPTH`` levels from the documents, then
     from the objects the previous round found at its deepest level, until none is left."""
     result = Walk()
@@ -110,9 +99,7 @@ async def walk(reader: PgReader, source: FlatSource, rows: DocRows, wanted: list
     return result
 
 
-async def discover(
-    reader: PgReader, source: FlatSource, limit: int | None, sample: Walk | None = None
-) -> list[PathInfo]:
+async def discover(reader: PgReader, source: FlatSource, limit: int | None) -> list[PathInfo]:
     """The key paths of a JSONB column over the selected rows, with their JSON types.
 
     Walking documents key by key (``jsonb_each``) costs a row per key. So the first
@@ -125,11 +112,10 @@ async def discover(
     (``plan_columns`` keeps the wanted ones: the same columns as a walk of the wanted keys
     alone), so naming columns never costs more than the default; only when the sample holds
     more than ``MAX_VERIFIED_PATHS`` paths are the documents walked, restricted to the keys
-    the selection can start with. ``sample``: the sample's walk, when already done.
+    the selection can start with.
     """
     rows, sample_rows = DocRows(limit=limit if source.limited else None), SAMPLE_ROWS
-    if sample is None:
-        sample = await walk(reader, source, replace(rows, sample=sample_rows))
+    sample = await walk(reader, source, replace(rows, sample=sample_rows))
     if rows.limit is not None and rows.limit <= sample_rows:
         return sample.infos()
     paths = sample.paths()
@@ -199,105 +185,12 @@ async def read_frame(
     limit: int | None,
     arrow: bool = False,
 ) -> pd.DataFrame:
-    """The whole frame in one query.
-
-    A flattened source whose sample is flat is not verified but typed from the page's own
-    values (``guess``); when the page shows the sample missed paths, the columns are discovered
-    in full and the page read again.
-    """
+    """The whole frame in one query."""
     if query.empty:
         return build_frame(fixed, [], {}, 0)
-    planned: list[Flat | Guess] = []
-    for index, source in enumerate(query.flats):
-        if source.wanted == []:  # no column of this document is asked for: nothing to discover
-            continue
-        rows = DocRows(limit=limit if source.limited else None)
-        sample = await walk(reader, source, replace(rows, sample=SAMPLE_ROWS))
-        guess = _guess(index, source, sample, limit)
-        planned.append(guess if guess is not None else await _plan_source(reader, source, limit, sample))
-    if any(isinstance(entry, Guess) for entry in planned):
-        frame = await _read_guessed(reader, query, fixed, planned, limit, arrow)
-        if frame is not None:
-            return frame
-        flat = await plan(reader, query, limit)
-    else:
-        flat = [pair for entry in planned if not isinstance(entry, Guess) for pair in entry]
+    flat = await plan(reader, query, limit)
     frame, _ = await read_page(reader, query, fixed, flat, None, limit, keys=False, arrow=arrow)
     return frame
-
-
-def _guess(index: int, source: FlatSource, sample: Walk, limit: int | None) -> Guess | None:
-    """A guess from a flat sample (top-level keys holding no object), when one applies."""
-    if not source.limited or (limit is not None and limit <= SAMPLE_ROWS):
-        return None  # other rows than the page's; or the sample is every row
-    if sample.objects or len(sample.found) > GUESS_MAX_KEYS or any(len(p) != 1 for p in sample.found):
-        return None
-    if any(len(path) != 1 for path in source.exclude):
-        return None
-    known = sorted(path[0] for path in sample.found)
-    excluded = {path[0] for path in source.exclude}
-    top = set(top_keys(source.wanted) or ())
-    wanted = source.wanted
-
-    def relevant(key: str) -> bool:  # a key whose columns a selection can keep (see discovery)
-        return wanted is None or key in top or any(key.startswith(w + ".") for w in wanted)
-
-    read = tuple(k for k in known if k not in excluded and relevant(k))
-    return Guess(index, source.doc, read, tuple(known), tuple(k for k in known if k in excluded))
-
-
-async def _plan_source(reader: PgReader, source: FlatSource, limit: int | None, sample: Walk) -> Flat:
-    infos = await discover(reader, source, limit, sample)
-    columns = plan_columns(
-        source.prefix, infos, secret=is_secret_key, exclude=source.exclude, wanted=source.wanted
-    )
-    return [(source.doc, col) for col in columns]
-
-
-async def _read_guessed(
-    reader: PgReader,
-    query: FrameQuery,
-    fixed: Sequence[tuple[str, str]],
-    planned: Sequence[Flat | Guess],
-    limit: int | None,
-    arrow: bool,
-) -> pd.DataFrame | None:
-    """The whole frame with guessed sources typed from their values; None when a guess failed."""
-    guesses = [entry for entry in planned if isinstance(entry, Guess)]
-    page_flat: Flat = []
-    for entry in planned:
-        page_flat += [(entry.doc, col) for col in entry.columns()] if isinstance(entry, Guess) else entry
-    checks = [(g.doc, g.known, g.excluded) for g in guesses]
-    page = query.page(page_flat, None, limit, keys=False, checks=checks)
-    data = await reader.copy_csv(page.sql, page.params, page.pick, page.fallback)
-    kind_of = dict(fixed)
-    selected = [name for name, _ in query.select]
-    kinds = [kind_of[name] for name in selected] + [col.kind for _, col in page_flat] + [CHECK] * len(checks)
-    columns = read_csv(data, kinds)
-    if any(flagged(check) for check in columns[len(columns) - len(checks) :]):
-        return None
-    length = len(columns[0]) if columns else 0
-    parsed = dict(zip([*selected, *(col.name for _, col in page_flat)], columns, strict=False))
-    flat: list[FlatColumn] = []
-    for entry in planned:
-        if not isinstance(entry, Guess):
-            flat += [col for _, col in entry]
-            continue
-        texts = {key: parsed.pop(col.name) for key, col in zip(entry.read, entry.columns(), strict=True)}
-        try:
-            found = {key: json_infos(key, texts[key]) for key in entry.read}
-        except LookupError:  # an object under a key: paths the sample lacks
-            return None
-        source = query.flats[entry.index]
-        infos = [info for info in found.values() if info is not None]
-        for col in plan_columns(
-            source.prefix, infos, secret=is_secret_key, exclude=source.exclude, wanted=source.wanted
-        ):
-            key = col.paths[0][0]
-            if len(col.paths[0]) == 1 and key in texts:
-                parsed[col.name] = to_plain(texts[key], found[key], col.kind)
-            flat.append(col)
-    return frame_from_columns(parsed, length, fixed, flat, dict(query.joined), arrow)
 
 
 def progress_bar(total: int | None, desc: str) -> Any:
