@@ -74,10 +74,10 @@ class MemoryState(Storage):
             self._context_texts[str(cid)] = ctx
         return ctx
 
-    def _add_task(self, row: TaskRow, text: object = None) -> None:
-        """Store a new row; ``text``: the id as the caller gave it (its canonical text if a str)."""
+    def _add_task(self, row: TaskRow) -> None:
+        """Store a new row, by its id and by its id's canonical text."""
         self._tasks[row.id] = row
-        self._task_texts[text.lower() if type(text) is str else str(row.id)] = row
+        self._task_texts[str(row.id)] = row
 
     def _drop_context(self, cid: UUID) -> ContextRow | None:
         ctx = self._contexts.pop(cid, None)

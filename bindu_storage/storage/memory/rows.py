@@ -26,7 +26,7 @@ import orjson
 
 from bindu_storage.storage.isolation import clone
 from bindu_storage.storage.rows import iso
-from bindu_storage.types import Task
+from bindu_storage.types import Task, TaskStatus
 
 _NOT_JSON = b""
 """The cached JSON of a ``TaskRow`` when orjson cannot write the values exactly (then copies
@@ -122,14 +122,11 @@ class TaskRow:
             message = clone(self.status_message)
         else:
             artifacts, metadata, message = orjson.loads(text)
-        status: dict[str, Any] = {"state": self.state, "timestamp": self.timestamp_text()}
-        if message is not None:
-            status["message"] = message
         return {
             "id": self.id,
             "context_id": self.context_id,
             "kind": "task",
-            "status": status,  # type: ignore[typeddict-item]
+            "status": self._status(message),
             "history": history,
             "artifacts": artifacts,
             "metadata": metadata,
@@ -137,18 +134,22 @@ class TaskRow:
 
     def shared_task(self) -> Task:
         """The A2A task shape sharing the stored values (for read-only snapshots: no copies)."""
-        status: dict[str, Any] = {"state": self.state, "timestamp": self.timestamp_text()}
-        if self.status_message is not None:
-            status["message"] = self.status_message
         return {
             "id": self.id,
             "context_id": self.context_id,
             "kind": "task",
-            "status": status,  # type: ignore[typeddict-item]
+            "status": self._status(self.status_message),
             "history": self.history,  # type: ignore[typeddict-item]
             "artifacts": self.artifacts,  # type: ignore[typeddict-item]
             "metadata": self.metadata,
         }
+
+    def _status(self, message: dict[str, Any] | None) -> TaskStatus:
+        """A2A's ``TaskStatus``: the state, its timestamp and ``message`` when there is one."""
+        status: dict[str, Any] = {"state": self.state, "timestamp": self.timestamp_text()}
+        if message is not None:
+            status["message"] = message
+        return status  # type: ignore[return-value]
 
     def timestamp_text(self) -> str:
         """``status.timestamp``: ``state_timestamp`` in ISO form, formatted once per change."""

@@ -106,7 +106,7 @@ class MemoryTasks(MemoryState):
             row = TaskRow(
                 tid, cid, "submitted", now, history, owner_did=caller, created_at=now, updated_at=now
             )
-            self._add_task(row, msg["task_id"])
+            self._add_task(row)
             ctx.task_ids.append(tid)
             ctx.updated_at = now
             self._record_event(row, None, "submitted", now, messages=history)  # shared: never changed
