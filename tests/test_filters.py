@@ -462,8 +462,9 @@ async def _plan(
 ) -> list[dict[str, Any]]:
     assert storage.pool is not None
     async with storage.pool.acquire() as conn, conn.transaction():
-        if no_seqscan:
-            await conn.execute("SET LOCAL enable_seqscan = off")
+        if no_seqscan:  # only bitmap scans left: a full scan of the primary key with the filter
+            # applied to each row (which the planner may pick on a small table) is not an index use
+            await conn.execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_indexscan = off")
         explained = await conn.fetchval("EXPLAIN (FORMAT JSON) " + sql, *args)
     return list(_nodes(explained[0]["Plan"]))
 
