@@ -6,12 +6,14 @@ an empty working directory (no ``.env``).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,7 @@ import pytest
 from test_migrations import HEAD, PREVIOUS
 
 from bindu_storage.dsn import password_of
+from bindu_storage.storage.postgres import PostgresStorage
 from bindu_storage.testing import TemporaryPostgres
 
 COMMANDS = ("demo", "seed", "diagnose", "export", "migrate")
@@ -158,6 +161,55 @@ def test_seed_export_migrate(fresh_database: str, tmp_path: Path) -> None:
     assert "current, head" in history.stdout.splitlines()[-1]
     for proc in (current, down, up, history):
         assert_no_secret(proc, fresh_database)
+
+
+MIXED = [1, "x", [1, "y", None], True, 2.5, None, {"a": 1}, "ünï"]
+"""Values of one metadata key across tasks: its column holds JSON values of mixed types."""
+
+
+def test_export_of_json_values_of_mixed_types(fresh_database: str, tmp_path: Path) -> None:
+    """A key whose values differ in type exports as their JSON text, to Parquet and to CSV (a
+    Parquet export used to fail on such a column, and CSV held Python's repr, not JSON)."""
+
+    async def store() -> None:
+        storage = PostgresStorage(fresh_database, run_migrations=True, pool_min=1, pool_max=2)
+        try:
+            for value in MIXED:
+                task_id, context_id = uuid.uuid4(), uuid.uuid4()
+                message = {"role": "user", "parts": [{"kind": "text", "text": "hi"}], "kind": "message",
+                           "message_id": str(uuid.uuid4()), "task_id": str(task_id),
+                           "context_id": str(context_id)}
+                await storage.submit_task(context_id, message)
+                await storage.update_task(task_id, "working", metadata={"k": value, "n": 1})
+        finally:
+            await storage.close()
+
+    asyncio.run(store())
+    # an object's keys get columns of their own (``metadata.k.a``), as pandas.json_normalize does
+    expected = [None if value is None or isinstance(value, dict)
+                else json.dumps(value, ensure_ascii=False, separators=(",", ":")) for value in MIXED]
+    for name in ("mixed.parquet", "mixed.csv"):
+        proc = run("export", "tasks", "--to", name, "--database-url", fresh_database, "--chunksize", "3",
+                   "--no-progress", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        path = tmp_path / name
+        if name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(path)
+            assert str(table.schema.field("metadata.k").type) in ("string", "large_string")
+            got = table.column("metadata.k").to_pylist()
+            assert table.column("metadata.n").to_pylist() == [1] * len(MIXED)
+            assert table.column("metadata.k.a").to_pylist() == [1 if v == {"a": 1} else None for v in MIXED]
+        else:
+            got = pd.read_csv(path, dtype={"metadata.k": "object"}, keep_default_na=False,
+                              na_values={"metadata.k": [""]})["metadata.k"].tolist()
+            got = [None if isinstance(v, float) else v for v in got]
+        assert got == expected, name
+        assert [json.loads(v) if v is not None else None for v in got] == [
+            None if isinstance(v, dict) else v for v in MIXED
+        ]
 
 
 def test_migrate_refuses_a_hot_standby(

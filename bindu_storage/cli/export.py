@@ -3,7 +3,9 @@
 Chunks come from the analysis toolkit's frames read with ``chunksize=`` (keyset-ordered reads in a
 read-only transaction, constant memory); each is appended to the file as it arrives. The file
 is written beside its destination and moved into place at the end, so a failed export never
-leaves half a file under the requested name. The file gets the permissions any file the user
+leaves half a file under the requested name. A column of JSON values (arrays, objects, or a key
+whose values differ in type: the frames' ``object`` columns) is written as each value's JSON
+text, in Parquet and in CSV alike. The file gets the permissions any file the user
 creates gets (0666 less the umask), not a temporary file's 0600.
 """
 
@@ -40,6 +42,23 @@ def _loader(kind: str) -> Callable[..., Any]:
         "events": frames.events_frame,
     }
     return loaders[kind]
+
+
+def json_texts(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each ``object`` column (JSON values) as the JSON text of its values; missing
+    stays missing. Every other column already has one type a file can hold."""
+    import pandas as pd
+
+    from bindu_storage.storage.codec import dumps
+
+    texts = {
+        name: [None if value is None else dumps(value).decode() for value in frame[name]]
+        for name in frame.columns
+        if frame[name].dtype == object
+    }
+    if not texts:
+        return frame
+    return frame.assign(**{name: pd.array(values, dtype="str") for name, values in texts.items()})
 
 
 class _ParquetSink:
@@ -137,9 +156,10 @@ async def run_export(args: argparse.Namespace) -> int:
     sink = _ParquetSink(temp) if fmt == "parquet" else _CsvSink(temp)
     started, rows = time.perf_counter(), 0
     try:
-        async for chunk in chunks:
-            sink.write(chunk)
-            rows += len(chunk)
+        async with contextlib.aclosing(chunks):  # closed here on an error, not by the event loop later
+            async for chunk in chunks:
+                sink.write(json_texts(chunk))
+                rows += len(chunk)
         sink.close()
         os.replace(temp, path)
     except BaseException:
