@@ -3,7 +3,8 @@
 Uses the database ``bench_frames.py`` seeds (``--tasks`` synthetic tasks, seeded when it holds
 none). Then, ``--rounds`` times (default 5), interleaved, each in a fresh process:
 
-* in process: the export (``cli.app.main([...])``) timed after its imports; the floor: ADBC
+* in process: the export (``cli.app.main([...])``) timed after its imports (the frames package
+  and ``pyarrow.parquet``, which the command imports lazily), as the floor is; the floor: ADBC
   reads the same rows and columns (the projection of ``bench_frames.tasks_sql``) as one Arrow
   table and ``pyarrow.parquet.write_table`` writes it with the same compression (zstd);
 * as a command: ``bindu-storage export tasks --to x.parquet --no-progress`` (the console
@@ -49,6 +50,7 @@ print(time.perf_counter() - imported)
 OURS = """
 import sys, time
 from bindu_storage.cli.app import main
+import bindu_storage.analysis.frames, pyarrow.parquet  # the export's own imports, as the floor's are
 started = time.perf_counter()
 code = main(["export", "tasks", "--to", sys.argv[3], "--database-url", sys.argv[1], "--no-progress"])
 assert code == 0

@@ -13,8 +13,12 @@ then runs, ``--rounds`` times (default 5) in a rotating order, each contender in
   (``read_sql(..., return_type="arrow")`` → ``to_pandas()``).
 
 Prints the median and best time, rows, peak memory, and each frame's median ÷ the fastest peer's
-median (``x peer``). Peers are benchmark-only dependencies: ``pip install adbc-driver-postgresql
-connectorx``. ``--baseline DIR`` also runs our frames imported from another checkout (say, main's
+median (``x peer``), and where the CPU time went: the loading process's own (``client CPU``,
+every thread) and the PostgreSQL server's (``server CPU``: every ``postgres`` process of this
+machine, parallel workers included; measured only when the server runs here). On a quiet
+2-core machine the sum bounds the wall time from below: CPU seconds ÷ 2.
+Peers are benchmark-only dependencies: ``pip install adbc-driver-postgresql connectorx``.
+``--baseline DIR`` also runs our frames imported from another checkout (say, main's
 worktree), in the same rounds, for before/after ratios measured together. Run: ``python
 benchmarks/bench_frames.py [--tasks 200000] [--rounds 5] [--only tasks,feedback,messages,metadata,chunked]
 [--database-url URL] [--baseline DIR]``.
@@ -52,6 +56,8 @@ class Contender:
     sql: str = ""
     times: list[float] = field(default_factory=list)
     peak_mib: list[float] = field(default_factory=list)
+    client_cpu: list[float] = field(default_factory=list)
+    server_cpu: list[float] = field(default_factory=list)
     rows: int = 0
     columns: int = 0
     pythonpath: str | None = None
@@ -147,6 +153,41 @@ def peak_rss_mib() -> float:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL: every live ``postgres`` process,
+    plus what the postmaster's exited children used (``cutime``/``cstime``: parallel workers and
+    closed backends). NaN when no PostgreSQL runs here."""
+    total, found = 0, False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        name, _, rest = stat.partition("(")[2].rpartition(")")
+        if name != "postgres":
+            continue
+        fields = rest.split()  # fields[0] is the state (field 3 of proc(5))
+        found = True
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+        if fields[1] == "1" or not _is_postgres(int(fields[1])):  # the postmaster: its children's time
+            total += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return total / TICK if found else float("nan")
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() == "postgres"
+    except OSError:
+        return False
+
+
 def child(spec: dict[str, Any], url: str) -> None:
     """Load once as ``spec`` says; print seconds, shape and peak memory as JSON."""
     import pandas  # noqa: F401 - imported before the timer, as by any caller
@@ -183,11 +224,16 @@ def child(spec: dict[str, Any], url: str) -> None:
             return cx.read_sql(url, spec["sql"], return_type="arrow").to_pandas().shape
 
     base = peak_rss_mib()
+    server_before, client_before = server_cpu(), time.process_time()
     started = time.perf_counter()
     rows, cols = run()
     seconds = time.perf_counter() - started
+    client = time.process_time() - client_before
+    time.sleep(0.3)  # the postmaster reaps the closed backend and its workers: their time moves to it
+    server = server_cpu() - server_before
     peak = peak_rss_mib()
-    print(json.dumps({"seconds": seconds, "rows": rows, "columns": cols, "peak": peak, "base": base}))
+    print(json.dumps({"seconds": seconds, "rows": rows, "columns": cols, "peak": peak, "base": base,
+                      "client_cpu": client, "server_cpu": server}))
 
 
 # --- the parent: seed, plan, interleave ----------------------------------------------------------
@@ -265,6 +311,8 @@ def run_child(contender: Contender, url: str) -> None:
     result = json.loads(out.stdout.strip().splitlines()[-1])
     contender.times.append(result["seconds"])
     contender.peak_mib.append(result["peak"])
+    contender.client_cpu.append(result["client_cpu"])
+    contender.server_cpu.append(result["server_cpu"])
     contender.rows, contender.columns = result["rows"], result["columns"]
 
 
@@ -277,12 +325,13 @@ def report(n: int, all_: list[Contender]) -> None:
     peer_best.setdefault("metadata", peer_best.get("tasks", float("nan")))
     peer_best.setdefault("chunked", peer_best.get("tasks", float("nan")))
     print(f"\n{f'frames ({n:,} tasks)':44} {'rows':>9} {'cols':>4} {'median s':>8} {'best s':>7}"
-          f" {'peak MiB':>8} {'x peer':>6}")
+          f" {'peak MiB':>8} {'x peer':>6} {'client CPU':>10} {'server CPU':>10}")
     for c in all_:
         median = statistics.median(c.times)
         ratio = median / peer_best[c.group]
         print(f"{c.name:44} {c.rows:9,} {c.columns:4} {median:8.3f} {min(c.times):7.3f}"
-              f" {max(c.peak_mib):8.0f} {ratio:6.2f}")
+              f" {max(c.peak_mib):8.0f} {ratio:6.2f} {statistics.median(c.client_cpu):10.2f}"
+              f" {statistics.median(c.server_cpu):10.2f}")
 
 
 async def main(n: int, rounds: int, only: list[str], url: str | None, baseline: str | None = None) -> None:
